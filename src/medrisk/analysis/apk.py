@@ -1,0 +1,76 @@
+"""Analyse one APK: bytes in, the indicator document out.
+
+This is the only place that knows the order of the analysers; each of them is
+pure and takes bytes. Problems with one part (say a corrupt native library or an
+unreadable signature block) are recorded in ``errors`` and the rest of the
+document is still produced; only an unreadable container or manifest stops the
+analysis with an AnalysisError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from medrisk.analysis import skeleton
+from medrisk.analysis.code import code_facts
+from medrisk.analysis.container import container_facts, open_container
+from medrisk.analysis.errors import AnalysisError
+from medrisk.analysis.limits import DEFAULT_LIMITS, Limits
+from medrisk.analysis.manifest import manifest_facts
+from medrisk.analysis.native import native_facts
+from medrisk.analysis.netconfig import netconfig_facts
+from medrisk.analysis.resources import resource_facts
+from medrisk.analysis.signing import signing_facts
+
+
+def analyse_apk(data: bytes, name: str = "", limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Return the indicator document (docs/indicators.md) for an APK's bytes."""
+    if len(data) > limits.max_file_bytes:
+        raise AnalysisError("file_too_large", f"{len(data)} bytes exceeds the limit of {limits.max_file_bytes} bytes")
+    doc = skeleton.default_document()
+    errors: list[str] = []
+    doc["file"] = {
+        "name": name,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha1": hashlib.sha1(data).hexdigest(),
+        "md5": hashlib.md5(data).hexdigest(),
+    }
+    container = open_container(data, limits)
+    if not container.has("AndroidManifest.xml"):
+        raise AnalysisError("no_manifest", "the archive has no AndroidManifest.xml: not an APK")
+    arsc = container.read("resources.arsc") if container.has("resources.arsc") else None
+    manifest = manifest_facts(container.read("AndroidManifest.xml"), arsc)
+    doc["manifest"] = manifest.to_dict()
+    cfacts = container_facts(container)
+    doc["container"] = cfacts.to_dict()
+    split = doc["manifest"].get("split")
+    if split:
+        doc["container"]["is_split"] = True
+        doc["container"]["split_name"] = split
+
+    nsc_path = doc["manifest"].get("network_security_config")
+    nsc_bytes = container.read(nsc_path) if nsc_path and container.has(nsc_path) else None
+    doc["network_security_config"] = netconfig_facts(nsc_bytes, nsc_path, arsc).to_dict()
+    doc["resources"] = resource_facts(arsc).to_dict()
+    doc["resources"]["certificates"] = [a["path"] for a in doc["container"]["assets"] if a["kind"] == "certificate"]
+    doc["resources"]["keystores"] = [a["path"] for a in doc["container"]["assets"] if a["kind"] == "keystore"]
+
+    def read_entry(entry: str) -> bytes | None:
+        return container.read(entry) if container.has(entry) else None
+
+    doc["signing"] = signing_facts(data, read_entry, doc["manifest"].get("min_sdk")).to_dict()
+    doc["native"] = native_facts(container).to_dict()
+
+    dex_files = []
+    for dex_name in doc["container"]["dex_files"]:
+        try:
+            dex_files.append((dex_name, container.read(dex_name, max_bytes=limits.max_dex_bytes)))
+        except AnalysisError as exc:
+            errors.append(f"{dex_name}: {exc.message}")
+    code, strings = code_facts(dex_files, limits)
+    doc["code"] = code.to_dict()
+    doc["strings"] = strings.to_dict()
+    doc["code"]["errors"] = sorted(set(doc["code"].get("errors", []) + errors))
+    return doc

@@ -1,0 +1,235 @@
+"""Load and validate rule files.
+
+Every problem is reported as ``<file>:<line>: <message>`` so that a rule author can
+jump to it: schema errors, CEL syntax errors, unknown indicator names, duplicate
+ids, missing positive/negative test cases.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cel
+import yaml
+
+from medrisk.analysis import skeleton
+from medrisk.rules.model import SEVERITIES, Rule, RuleTest, Text
+
+LIBRARY = Path(__file__).parent / "library"
+
+ID_RE = re.compile(r"^[A-Z]{2,5}-\d{3}$")
+MASVS_RE = re.compile(r"^MASVS-(STORAGE|CRYPTO|AUTH|NETWORK|PLATFORM|CODE|RESILIENCE|PRIVACY)-[1-4]$")
+MASWE_RE = re.compile(r"^MASWE-\d{4}$")
+CWE_RE = re.compile(r"^CWE-\d+$")
+PATH_RE = re.compile(r"(?<![\w.\"'])([a-z_]+)((?:\.[a-z_][a-z0-9_]*\b(?!\s*\())+)")
+REQUIRED = ("id", "title", "description", "severity", "category", "masvs", "cwe", "condition", "remediation", "tests")
+OPTIONAL = ("maswe", "each", "evidence", "message", "regulations", "references", "tags")
+
+
+class RuleError(Exception):
+    """One or more rule files are invalid; ``problems`` lists ``file:line: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class _Doc:
+    data: dict[str, Any]
+    lines: dict[str, int]
+    path: str
+
+    def where(self, key: str | None = None) -> str:
+        return f"{self.path}:{self.lines.get(key or '', 1)}"
+
+
+def load_library(extra_dirs: list[Path] | None = None) -> list[Rule]:
+    """Load the shipped library plus extra folders; raise RuleError listing every problem."""
+    files = sorted(LIBRARY.rglob("*.yaml"))
+    for d in extra_dirs or []:
+        if not Path(d).is_dir():
+            raise RuleError([f"{d}: not a folder of rules"])
+        files += sorted(Path(d).rglob("*.yaml"))
+    rules: list[Rule] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        for rule, errs in _load_file(f):
+            problems += errs
+            if rule is None:
+                continue
+            if rule.id in seen:
+                problems.append(f"{rule.source}: duplicate rule id {rule.id} (first in {seen[rule.id]})")
+                continue
+            seen[rule.id] = rule.source
+            rules.append(rule)
+    if problems:
+        raise RuleError(problems)
+    return sorted(rules, key=lambda r: r.id)
+
+
+def _load_file(path: Path) -> list[tuple[Rule | None, list[str]]]:
+    rel = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        return [(None, [f"{rel}:1: cannot read: {exc}"])]
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
+        return [(None, [f"{rel}:{line}: YAML syntax error: {getattr(exc, 'problem', exc)}"])]
+    if node is None:
+        return [(None, [f"{rel}:1: empty rule file"])]
+    data = yaml.safe_load(text)
+    # A file holds one rule (a mapping) or a small family (a sequence of mappings).
+    if isinstance(node, yaml.MappingNode):
+        pairs = [(node, data)]
+    elif isinstance(node, yaml.SequenceNode) and isinstance(data, list):
+        pairs = list(zip(node.value, data))
+    else:
+        return [(None, [f"{rel}:1: a rule file holds a mapping or a list of mappings"])]
+    out = []
+    for sub, value in pairs:
+        if not isinstance(value, dict) or not isinstance(sub, yaml.MappingNode):
+            out.append((None, [f"{rel}:{sub.start_mark.line + 1}: rule must be a mapping"]))
+            continue
+        lines = {k.value: k.start_mark.line + 1 for k, _ in sub.value if isinstance(k, yaml.ScalarNode)}
+        lines[""] = sub.start_mark.line + 1
+        out.append(parse_rule(_Doc(value, lines, rel)))
+    return out
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _text(doc: _Doc, key: str, errs: list[str], required: bool = True) -> Text | None:
+    value = doc.data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), str) and value.get(k).strip() for k in ("zh", "en")
+    ):
+        errs.append(f"{doc.where(key)}: '{key}' needs non-empty 'zh' and 'en' texts")
+        return None
+    return Text(zh=value["zh"].strip(), en=value["en"].strip())
+
+
+def parse_rule(doc: _Doc) -> tuple[Rule | None, list[str]]:
+    d, errs = doc.data, []
+    for key in REQUIRED:
+        if key not in d:
+            errs.append(f"{doc.where()}: missing required field '{key}'")
+    for key in d:
+        if key not in REQUIRED and key not in OPTIONAL:
+            errs.append(f"{doc.where(key)}: unknown field '{key}'")
+    if errs:
+        return None, errs
+    rid = str(d["id"])
+    if not ID_RE.match(rid):
+        errs.append(f"{doc.where('id')}: id '{rid}' must look like FAM-123")
+    if d["severity"] not in SEVERITIES:
+        errs.append(f"{doc.where('severity')}: severity must be one of {', '.join(SEVERITIES)}")
+    if not MASVS_RE.match(str(d["masvs"])):
+        errs.append(f"{doc.where('masvs')}: '{d['masvs']}' is not a MASVS v2 control id")
+    maswe = d.get("maswe")
+    if maswe is not None and not MASWE_RE.match(str(maswe)):
+        errs.append(f"{doc.where('maswe')}: '{maswe}' is not a MASWE id")
+    cwe = d["cwe"] if isinstance(d["cwe"], list) else [d["cwe"]]
+    cwe = [str(c) for c in cwe]
+    if not cwe or not all(CWE_RE.match(c) for c in cwe):
+        errs.append(f"{doc.where('cwe')}: cwe must be CWE-<n> ids")
+    title = _text(doc, "title", errs)
+    description = _text(doc, "description", errs)
+    remediation = _text(doc, "remediation", errs)
+    message = _text(doc, "message", errs, required=False)
+    regs = d.get("regulations") or []
+    if not isinstance(regs, list) or not all(isinstance(r, dict) and r.get("ref") for r in regs):
+        errs.append(f"{doc.where('regulations')}: regulations must be a list of {{ref, clause, confidence}}")
+        regs = []
+    each = d.get("each")
+    for key in ("condition", "each", "evidence"):
+        expr = d.get(key)
+        if expr is None:
+            continue
+        if not isinstance(expr, str):
+            errs.append(f"{doc.where(key)}: '{key}' must be a CEL expression string")
+            continue
+        try:
+            cel.compile(expr)
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).splitlines()[0]
+            errs.append(f"{doc.where(key)}: CEL syntax error in '{key}': {first}")
+            continue
+        errs += [f"{doc.where(key)}: {p}" for p in check_names(expr, each if key == "condition" else None)]
+    tests = _tests(doc, errs)
+    if errs:
+        return None, errs
+    assert title and description and remediation
+    return Rule(
+        id=rid,
+        title=title,
+        description=description,
+        severity=d["severity"],
+        category=str(d["category"]),
+        masvs=str(d["masvs"]),
+        maswe=str(maswe) if maswe else None,
+        cwe=cwe,
+        condition=d["condition"],
+        remediation=remediation,
+        tests=tests,
+        each=each,
+        evidence=d.get("evidence"),
+        message=message,
+        regulations=[{k: str(v) for k, v in r.items()} for r in regs],
+        references=[str(r) for r in d.get("references") or []],
+        tags=[str(t) for t in d.get("tags") or []],
+        source=doc.where(),
+    ), []
+
+
+def check_names(expr: str, each: str | None) -> list[str]:
+    """Unknown indicator names in a CEL expression (roots and item fields)."""
+    problems = []
+    stripped = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", expr)
+    for m in PATH_RE.finditer(stripped):
+        root, rest = m.group(1), m.group(2).lstrip(".").split(".")
+        if root == "item" and each:
+            fields = skeleton.item_fields(each.strip())
+            if fields is not None and rest[0] not in fields:
+                problems.append(f"unknown field 'item.{rest[0]}' of {each.strip()} items")
+        elif root in skeleton.ROOTS and not skeleton.known_path([root, *rest]):
+            problems.append(f"unknown indicator '{root}.{'.'.join(rest)}'")
+    return problems
+
+
+def _tests(doc: _Doc, errs: list[str]) -> list[RuleTest]:
+    raw = doc.data.get("tests")
+    if not isinstance(raw, list):
+        errs.append(f"{doc.where('tests')}: tests must be a list")
+        return []
+    tests = []
+    for i, t in enumerate(raw):
+        if (
+            not isinstance(t, dict)
+            or t.get("expect") not in ("match", "no_match")
+            or not isinstance(t.get("indicators"), dict)
+        ):
+            errs.append(f"{doc.where('tests')}: test #{i + 1} needs expect: match|no_match and indicators")
+            continue
+        unknown = [k for k in t["indicators"] if k not in skeleton.ROOTS]
+        if unknown:
+            errs.append(f"{doc.where('tests')}: test #{i + 1} has unknown indicator roots {unknown}")
+        tests.append(
+            RuleTest(str(t.get("name", f"case {i + 1}")), t["expect"] == "match", t["indicators"], t.get("count"))
+        )
+    if not any(t.expect for t in tests) or not any(not t.expect for t in tests):
+        errs.append(f"{doc.where('tests')}: needs at least one 'match' and one 'no_match' test case")
+    return tests
