@@ -25,6 +25,34 @@ MASVS_RE = re.compile(r"^MASVS-(STORAGE|CRYPTO|AUTH|NETWORK|PLATFORM|CODE|RESILI
 MASWE_RE = re.compile(r"^MASWE-\d{4}$")
 CWE_RE = re.compile(r"^CWE-\d+$")
 PATH_RE = re.compile(r"(?<![\w.\"'])([a-z_]+)((?:\.[a-z_][a-z0-9_]*\b(?!\s*\())+)")
+# CEL's standard functions; anything else in a condition is a typo or an attempt to call host code.
+CEL_FUNCTIONS = frozenset(
+    {
+        "size",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bool",
+        "bytes",
+        "type",
+        "has",
+        "exists",
+        "all",
+        "exists_one",
+        "filter",
+        "map",
+        "duration",
+        "timestamp",
+        "dyn",
+    }
+)
+# How well a cited clause was verified: against the primary text, a secondary copy, or from memory.
+CONFIDENCE = ("V-primary", "V-secondary", "MEM")
 REQUIRED = ("id", "title", "description", "severity", "category", "masvs", "cwe", "condition", "remediation", "tests")
 OPTIONAL = ("maswe", "each", "evidence", "message", "regulations", "references", "tags")
 
@@ -154,6 +182,12 @@ def parse_rule(doc: _Doc) -> tuple[Rule | None, list[str]]:
     if not isinstance(regs, list) or not all(isinstance(r, dict) and r.get("ref") for r in regs):
         errs.append(f"{doc.where('regulations')}: regulations must be a list of {{ref, clause, confidence}}")
         regs = []
+    for r in regs:
+        if r.get("confidence") not in CONFIDENCE:
+            errs.append(
+                f"{doc.where('regulations')}: confidence of '{r['ref']}' must be one of {', '.join(CONFIDENCE)}"
+                " (the marks of research/regulations.md)"
+            )
     each = d.get("each")
     for key in ("condition", "each", "evidence"):
         expr = d.get(key)
@@ -163,11 +197,14 @@ def parse_rule(doc: _Doc) -> tuple[Rule | None, list[str]]:
             errs.append(f"{doc.where(key)}: '{key}' must be a CEL expression string")
             continue
         try:
-            cel.compile(expr)
+            program = cel.compile(expr)
         except (ValueError, RuntimeError) as exc:
             first = str(exc).splitlines()[0]
             errs.append(f"{doc.where(key)}: CEL syntax error in '{key}': {first}")
             continue
+        unknown = sorted(f for f in program.functions() if f[0] not in "_@!" and f not in CEL_FUNCTIONS)
+        if unknown:
+            errs.append(f"{doc.where(key)}: unknown function(s) {', '.join(unknown)} in '{key}'")
         errs += [f"{doc.where(key)}: {p}" for p in check_names(expr, each if key == "condition" else None)]
     tests = _tests(doc, errs)
     if errs:
