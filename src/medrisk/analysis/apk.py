@@ -14,8 +14,9 @@ from typing import Any
 
 from medrisk.analysis import skeleton
 from medrisk.analysis.code import code_facts
+from medrisk.analysis.arsc import ResourceTable
 from medrisk.analysis.container import container_facts, open_container
-from medrisk.analysis.errors import AnalysisError
+from medrisk.analysis.errors import AnalysisError, LimitExceeded
 from medrisk.analysis.limits import DEFAULT_LIMITS, Limits
 from medrisk.analysis.manifest import manifest_facts
 from medrisk.analysis.native import native_facts
@@ -40,12 +41,19 @@ def analyse_apk(data: bytes, name: str = "", limits: Limits = DEFAULT_LIMITS) ->
     container = open_container(data, limits)
     if not container.has("AndroidManifest.xml"):
         raise AnalysisError("no_manifest", "the archive has no AndroidManifest.xml: not an APK")
-    arsc = container.read("resources.arsc") if container.has("resources.arsc") else None
+    arsc: ResourceTable | None = None
+    if container.has("resources.arsc"):
+        try:  # parsed once, shared by the manifest, network-config and resource analysers
+            arsc = ResourceTable(container.read("resources.arsc"))
+        except AnalysisError as exc:
+            if isinstance(exc, LimitExceeded):
+                raise
+            errors.append(f"resources.arsc: {exc.message}")
     manifest = manifest_facts(container.read("AndroidManifest.xml"), arsc)
     doc["manifest"] = manifest.to_dict()
     cfacts = container_facts(container)
     doc["container"] = cfacts.to_dict()
-    split = doc["manifest"].get("split")
+    split = manifest.split
     if split:
         doc["container"]["is_split"] = True
         doc["container"]["split_name"] = split
@@ -65,8 +73,13 @@ def analyse_apk(data: bytes, name: str = "", limits: Limits = DEFAULT_LIMITS) ->
 
     dex_files = []
     for dex_name in doc["container"]["dex_files"]:
+        entry = container.entry(dex_name)
+        if entry is not None and entry.size > limits.max_dex_bytes:
+            raise LimitExceeded(
+                "dex_too_large", f"{dex_name} inflates to {entry.size} bytes, over the limit of {limits.max_dex_bytes}"
+            )
         try:
-            dex_files.append((dex_name, container.read(dex_name, max_bytes=limits.max_dex_bytes)))
+            dex_files.append((dex_name, container.read(dex_name)))
         except AnalysisError as exc:
             errors.append(f"{dex_name}: {exc.message}")
     code, strings = code_facts(dex_files, limits)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, then run it.
+# Used by `.ci/run` and by developers: ./scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in aapt apksigner dexdump readelf; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  pkgs=()
+  for t in "${need_apt[@]}"; do
+    case "$t" in readelf) pkgs+=(binutils) ;; *) pkgs+=("$t") ;; esac
+  done
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+python3 -m pip install -q -e '.[test]' 2>&1 | grep -v -E '^(WARNING|\[notice\])' || true
+
+# The official SARIF 2.1.0 JSON schema, from Microsoft's npm package (not vendored in the repo).
+schema=.cache/sarif-schema-2.1.0.json
+if [ ! -s "$schema" ]; then
+  mkdir -p .cache/npm && (cd .cache/npm && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null \
+    && tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json \
+    && cp package/lib/schemas/sarif-2.1.0-rtm.5.json "../sarif-schema-2.1.0.json")
+fi
+
+ruff check .
+ruff format --check src tests benchmarks >/dev/null || { echo "ruff format: files need formatting"; ruff format --check src tests benchmarks; exit 1; }
+export MEDRISK_SARIF_SCHEMA="$PWD/$schema"
+exec python3 -m pytest -n 2 "$@"
