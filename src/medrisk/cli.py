@@ -50,7 +50,7 @@ def _scan(args: argparse.Namespace) -> int:
                 print(f"{r['file']['name']}: error: {r['error']['code']}: {r['error']['message']}", file=sys.stderr)
             if progress:
                 _progress(i, len(paths))
-    except (RuleError, ModelError, SuppressionError) as exc:
+    except (RuleError, ModelError, SuppressionError, ValueError) as exc:
         print(f"medrisk: {exc}", file=sys.stderr)
         return 2
     for p in missing:

@@ -22,7 +22,10 @@ from typing import Any
 from medrisk import __version__
 from medrisk.analysis.apk import analyse_apk
 from medrisk.analysis.errors import AnalysisError, LimitExceeded
+from medrisk.analysis.libraries import is_library
 from medrisk.analysis.limits import Limits
+from medrisk.privacy.inventory import resolve_app_type
+from medrisk.privacy.policy import load_policy_file
 from medrisk.risk.scoring import RiskModel, load_model, score
 from medrisk.rules import suppress
 from medrisk.rules.engine import Engine
@@ -52,13 +55,33 @@ class Scanner:
         self.model: RiskModel = load_model(self.options.risk_model)
         self.suppressions = suppress.load_suppressions(self.options.suppressions) if self.options.suppressions else []
         self.library_version = library_version(self.options.rule_dirs)
+        resolve_app_type(self.options.app_type)  # ValueError naming the valid types, before any scan
+        self.policy_text: str | None = None
+        if self.options.privacy_policy:
+            try:
+                self.policy_text = load_policy_file(self.options.privacy_policy)
+            except OSError as exc:
+                raise ValueError(
+                    f"{self.options.privacy_policy}: cannot read the privacy policy: {exc.strerror}"
+                ) from exc
 
     def scan_bytes(self, data: bytes, name: str) -> dict[str, Any]:
-        doc = analyse_apk(data, name, self.options.limits)
+        doc = analyse_apk(
+            data,
+            name,
+            self.options.limits,
+            policy_text=self.policy_text,
+            policy_source=str(self.options.privacy_policy) if self.options.privacy_policy else None,
+            app_type=self.options.app_type,
+        )
         return self.evaluate(doc)
 
     def evaluate(self, doc: dict[str, Any]) -> dict[str, Any]:
         ev = self.engine.evaluate(doc)
+        package = doc["manifest"]["package"]
+        for f in ev.findings:
+            for e in f.evidence:
+                e.library = is_library(e.cls, package)
         findings = suppress.apply(ev.findings, self.suppressions)
         sc = score(self.model, findings)
         findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule.id, f.suppressed))
@@ -74,6 +97,7 @@ class Scanner:
                 "target_sdk": m["target_sdk"],
             },
             "rules_version": self.library_version,
+            "sdk_database_version": doc.get("sdks", {}).get("database_version", ""),
             "risk": sc.to_dict(),
             "summary": _summary(findings),
             "findings": [f.to_dict() for f in findings],

@@ -13,8 +13,8 @@ import hashlib
 from typing import Any
 
 from medrisk.analysis import skeleton
-from medrisk.analysis.code import code_facts
 from medrisk.analysis.arsc import ResourceTable
+from medrisk.analysis.code import code_facts
 from medrisk.analysis.container import container_facts, open_container
 from medrisk.analysis.errors import AnalysisError, LimitExceeded
 from medrisk.analysis.limits import DEFAULT_LIMITS, Limits
@@ -23,10 +23,26 @@ from medrisk.analysis.native import native_facts
 from medrisk.analysis.netconfig import netconfig_facts
 from medrisk.analysis.resources import resource_facts
 from medrisk.analysis.signing import signing_facts
+from medrisk.privacy.analyse import analyse_privacy
+from medrisk.privacy.policy import decode, is_policy_candidate
+
+MAX_POLICY_BYTES = 2 * 1024 * 1024
 
 
-def analyse_apk(data: bytes, name: str = "", limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Return the indicator document (docs/indicators.md) for an APK's bytes."""
+def analyse_apk(
+    data: bytes,
+    name: str = "",
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    policy_text: str | None = None,
+    policy_source: str | None = None,
+    app_type: str | None = None,
+) -> dict[str, Any]:
+    """Return the indicator document (docs/indicators.md and docs/privacy.md) for an APK's bytes.
+
+    ``policy_text`` is a privacy policy supplied by the user (it wins over one bundled in the
+    package); ``app_type`` is a type of the necessary-information rules (privacy checks).
+    """
     if len(data) > limits.max_file_bytes:
         raise AnalysisError("file_too_large", f"{len(data)} bytes exceeds the limit of {limits.max_file_bytes} bytes")
     doc = skeleton.default_document()
@@ -86,4 +102,19 @@ def analyse_apk(data: bytes, name: str = "", limits: Limits = DEFAULT_LIMITS) ->
     doc["code"] = code.to_dict()
     doc["strings"] = strings.to_dict()
     doc["code"]["errors"] = sorted(set(doc["code"].get("errors", []) + errors))
+
+    asset_texts = {}
+    for entry in container.names():
+        if is_policy_candidate(entry):
+            e = container.entry(entry)
+            if e is not None and e.size <= MAX_POLICY_BYTES:
+                try:
+                    asset_texts[entry] = decode(container.read(entry))
+                except AnalysisError as exc:
+                    doc["code"]["errors"].append(f"{entry}: {exc.message}")
+    doc.update(
+        analyse_privacy(
+            doc, policy_text=policy_text, policy_source=policy_source, app_type=app_type, asset_texts=asset_texts
+        )
+    )
     return doc

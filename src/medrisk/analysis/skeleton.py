@@ -106,10 +106,67 @@ ITEM_DEFAULTS: dict[str, dict[str, Any]] = {
     "sdks.detected": {
         "id": "",
         "name": "",
+        "name_en": "",
         "vendor": "",
         "category": "",
+        "confirmed": True,  # class/manifest/native evidence; False = only a domain string matched
         "evidence": [],
         "collects": [],
+    },
+    "sdks.detected.evidence": {"kind": "package", "value": ""},
+    # privacy root (privacy/analyse.py, docs/privacy.md)
+    "privacy.inventory": {
+        "id": "",
+        "name": {"zh": "", "en": ""},
+        "sensitive": False,
+        "non_resettable": False,
+        "sources": [],
+        "evidence": [],
+    },
+    "privacy.inventory.evidence": {"source": "", "value": "", "location": None, "sdk": None},
+    "privacy.evidence": {"item": "", "sensitive": False, "source": "", "value": "", "location": None, "sdk": None},
+    "privacy.excess": {
+        "id": "",
+        "name": {"zh": "", "en": ""},
+        "sensitive": False,
+        "sources": [],
+        "reason": {"zh": "", "en": ""},
+    },
+    "privacy.policy.checks": {
+        "id": "",
+        "title": {"zh": "", "en": ""},
+        "verdict": "not_applicable",
+        "evidence": None,
+        "detail": None,
+        "clause": "",
+        "rule": None,
+    },
+    "privacy.policy.disclosures": {
+        "item": "",
+        "name": {"zh": "", "en": ""},
+        "permission": False,
+        "disclosed": False,
+        "denied": False,
+        "evidence": None,
+    },
+    "privacy.policy.sdk_disclosures": {
+        "sdk": "",
+        "name": "",
+        "vendor": "",
+        "collects": [],
+        "required": True,
+        "disclosed": False,
+        "denied": False,
+        "evidence": None,
+    },
+    "privacy.checklist": {
+        "id": "",
+        "title": {"zh": "", "en": ""},
+        "verdict": "not_applicable",
+        "evidence": None,
+        "detail": None,
+        "clause": "",
+        "rule": None,
     },
 }
 
@@ -189,6 +246,23 @@ DEFAULT_DOCUMENT: dict[str, Any] = {
         "keystores": [],
     },
     "sdks": {"database_version": "", "detected": []},
+    "privacy": {
+        "app_type": None,  # 《必要个人信息范围规定》 type, e.g. 问诊挂号类
+        "health_context": True,  # health/medical type, or no type declared (MedRisk scans medical apps)
+        "inventory": [],
+        "evidence": [],  # inventory evidence, flat: one row per (item, source, value, location)
+        "excess": [],
+        "policy": {
+            "present": False,
+            "source": None,
+            "language": None,
+            "characters": 0,
+            "checks": [],
+            "disclosures": [],
+            "sdk_disclosures": [],
+        },
+        "checklist": [],
+    },
 }
 
 ROOTS = frozenset(DEFAULT_DOCUMENT)

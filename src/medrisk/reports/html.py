@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from medrisk.reports import privacy
 from medrisk.reports.i18n import pick, sev, t
 from medrisk.reports.table import _loc
 
@@ -65,7 +66,9 @@ def _one(r: dict[str, Any], lang: str) -> str:
     ]
     for c in risk["categories"]:
         parts.append(f"<tr><td>{e(pick(c['name'], lang))}</td><td>-{c['deduction']:.1f} / {c['weight']:g}</td></tr>")
-    parts.append(f"</table><h3>{e(t('findings', lang))} ({len(r['findings'])})</h3><table>")
+    parts.append("</table>")
+    parts.append(privacy.html_section(r, lang))
+    parts.append(f"<h3>{e(t('findings', lang))} ({len(r['findings'])})</h3><table>")
     for f in r["findings"]:
         cls = " class='supp'" if f["suppressed"] else ""
         supp = f"<br><i>{e(t('suppressed', lang))}: {e(f['suppression_reason'] or '')}</i>" if f["suppressed"] else ""

@@ -35,6 +35,7 @@ LABELS: dict[str, dict[str, str]] = {
     "model_version": {"zh": "风险模型版本", "en": "Risk model"},
     "total": {"zh": "合计", "en": "Total"},
     "report_title": {"zh": "移动医疗应用安全检测报告", "en": "Mobile medical app security report"},
+    "in_library": {"zh": "仅见于第三方库代码", "en": "only in third-party library code"},
     "yes": {"zh": "是", "en": "yes"},
     "no": {"zh": "否", "en": "no"},
 }

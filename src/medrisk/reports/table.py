@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from medrisk.reports import privacy
 from medrisk.reports.i18n import pick, sev, t
 
 
@@ -33,10 +34,14 @@ def render_one(r: dict[str, Any], lang: str) -> str:
             out.append(f"  {pick(c['name'], lang):<28} -{c['deduction']:.1f} / {c['weight']:g}")
     out.append(f"  {t('total', lang):<28} -{risk['deduction']:.1f}")
     out.append("")
+    out += privacy.table_lines(r, lang)
+    out.append("")
     out.append(f"{t('findings', lang)} ({len(r['findings'])}):")
     for f in r["findings"]:
         mark = f"  [{t('suppressed', lang)}: {f['suppression_reason']}]" if f["suppressed"] else ""
         cost = f"  {t('cost', lang)} {f['cost']:.1f}" if f["cost"] else ""
+        if f.get("in_library"):
+            cost += f"  [{t('in_library', lang)}]"
         out.append(f"- [{sev(f['severity'], lang)}] {f['rule_id']} {pick(f['title'], lang)}{cost}{mark}")
         out.append(f"    {f['masvs']}  {' '.join(f['cwe'])}")
         for e in f["evidence"][:5]:

@@ -48,6 +48,8 @@ class RiskModel:
     step: float
     max_extra: int
     caps: dict[str, str]
+    library_factor: float
+    library_caps_grade: bool
     rule_weights: dict[str, float]
     categories: list[Category]
     sub_index: dict[str, tuple[Category, SubCategory]] = field(default_factory=dict)
@@ -84,6 +86,8 @@ def load_model(path: Path | None = None) -> RiskModel:
             step=float(d.get("instances", {}).get("step", 0)),
             max_extra=int(d.get("instances", {}).get("max_extra", 0)),
             caps={k: str(v) for k, v in (d.get("caps") or {}).items()},
+            library_factor=float((d.get("library") or {}).get("factor", 1.0)),
+            library_caps_grade=bool((d.get("library") or {}).get("caps_grade", True)),
             rule_weights={k: float(v) for k, v in (d.get("rule_weights") or {}).items()},
             categories=cats,
         )
@@ -92,6 +96,8 @@ def load_model(path: Path | None = None) -> RiskModel:
     total = sum(c.weight for c in cats)
     if abs(total - 100) > 1e-9:
         raise ModelError(f"{src}: category weights sum to {total}, not 100")
+    if not 0 <= model.library_factor <= 1:
+        raise ModelError(f"{src}: library.factor must be between 0 and 1")
     if any(p < 0 for p in model.severity_points.values()) or any(w < 0 for w in model.rule_weights.values()):
         raise ModelError(f"{src}: points and weights must not be negative")
     if any(g not in GRADES for g in model.caps.values()):
@@ -124,7 +130,8 @@ class Score:
 def raw_points(model: RiskModel, f: Finding) -> float:
     n = max(1, len(f.evidence))
     factor = 1 + model.step * min(n - 1, model.max_extra)
-    return model.severity_points[f.severity] * model.rule_weights.get(f.rule.id, 1.0) * factor
+    lib = model.library_factor if f.in_library else 1.0
+    return model.severity_points[f.severity] * model.rule_weights.get(f.rule.id, 1.0) * factor * lib
 
 
 def score(model: RiskModel, findings: list[Finding]) -> Score:
@@ -180,7 +187,8 @@ def score(model: RiskModel, findings: list[Finding]) -> Score:
     grade, capped_by = by_score, None
     for sev in SEVERITIES:  # worst first
         cap = model.caps.get(sev)
-        if cap and any(f.severity == sev for f in open_) and GRADES.index(cap) > GRADES.index(grade):
+        capping = [f for f in open_ if f.severity == sev and (model.library_caps_grade or not f.in_library)]
+        if cap and capping and GRADES.index(cap) > GRADES.index(grade):
             grade, capped_by = cap, sev
             break
     return Score(value, grade, by_score, capped_by, total, breakdown, model.version)

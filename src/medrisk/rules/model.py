@@ -81,6 +81,7 @@ class Evidence:
     method: str | None = None
     line: int | None = None
     value: str | None = None
+    library: bool = False  # the location is in third-party library code
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class Evidence:
             "method": self.method,
             "line": self.line,
             "value": self.value,
+            "library": self.library,
         }
 
     def key(self) -> str:
@@ -108,6 +110,11 @@ class Finding:
     def severity(self) -> str:
         return self.rule.severity
 
+    @property
+    def in_library(self) -> bool:
+        """Every piece of evidence is in third-party library code."""
+        return bool(self.evidence) and all(e.library for e in self.evidence)
+
     def to_dict(self, lang: str = "zh") -> dict[str, Any]:
         return {
             "rule_id": self.rule.id,
@@ -120,6 +127,7 @@ class Finding:
             "regulations": list(self.rule.regulations),
             "remediation": self.rule.remediation.to_dict(),
             "evidence": [e.to_dict() for e in self.evidence],
+            "in_library": self.in_library,
             "suppressed": self.suppressed,
             "suppression_reason": self.suppression_reason,
             "cost": round(self.cost, 2),
