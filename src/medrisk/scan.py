@@ -181,6 +181,8 @@ def _scan_one(path: str) -> dict[str, Any]:
         return failure(path, "unreadable", exc.strerror or str(exc))
     except RecursionError:
         return failure(path, "corrupt_package", "structure nested too deeply")
+    except Exception as exc:  # noqa: BLE001 - a bug must cost one file, not the batch
+        return failure(path, "internal_error", f"analyser failure ({type(exc).__name__}: {exc}); please report it")
 
 
 def collect(paths: list[str]) -> list[str]:
