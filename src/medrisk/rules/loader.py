@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cel
 import yaml
 
 from medrisk.analysis import skeleton
+from medrisk.rules import celexpr as cel
 from medrisk.rules.model import SEVERITIES, Rule, RuleTest, Text
 
 LIBRARY = Path(__file__).parent / "library"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 ID_RE = re.compile(r"^[A-Z]{2,5}-\d{3}$")
 MASVS_RE = re.compile(r"^MASVS-(STORAGE|CRYPTO|AUTH|NETWORK|PLATFORM|CODE|RESILIENCE|PRIVACY)-[1-4]$")
@@ -104,7 +105,13 @@ def _load_file(path: Path) -> list[tuple[Rule | None, list[str]]]:
     rel = _display(path)
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
+        # One pass with libyaml when available: the node (for line numbers) and the data.
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except (OSError, UnicodeDecodeError) as exc:
         return [(None, [f"{rel}:1: cannot read: {exc}"])]
     except yaml.YAMLError as exc:
@@ -112,7 +119,6 @@ def _load_file(path: Path) -> list[tuple[Rule | None, list[str]]]:
         return [(None, [f"{rel}:{line}: YAML syntax error: {getattr(exc, 'problem', exc)}"])]
     if node is None:
         return [(None, [f"{rel}:1: empty rule file"])]
-    data = yaml.safe_load(text)
     # A file holds one rule (a mapping) or a small family (a sequence of mappings).
     if isinstance(node, yaml.MappingNode):
         pairs = [(node, data)]
