@@ -71,7 +71,7 @@ _ROOT = re.compile(
 )
 
 
-def _api_filter(rule: Rule) -> Any | None:
+def api_prefilter(rule: Rule) -> Any | None:
     """The part of a `code.calls` rule's condition that depends on the API name alone.
 
     Regex tests on ``item.api`` cost a regex compilation per call site in CEL; evaluating
@@ -124,7 +124,7 @@ class Engine:
                 cel.compile(main),
                 cel.compile(r.evidence) if r.evidence else None,
                 _paths(r.condition),
-                _api_filter(r),
+                api_prefilter(r),
                 each_path=each if _SIMPLE_PATH.match(each) else None,
                 each_program=cel.compile(each) if each and not _SIMPLE_PATH.match(each) else None,
                 item_only=item_only,

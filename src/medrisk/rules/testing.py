@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from medrisk.analysis import skeleton
 from medrisk.risk.scoring import RiskModel
-from medrisk.rules.engine import Engine
+from medrisk.rules.engine import Engine, api_prefilter
 from medrisk.rules.model import Rule
 
 
@@ -15,6 +15,11 @@ def lint(rules: list[Rule], model: RiskModel) -> list[str]:
             problems.append(f"{r.source}: {r.id}: category '{r.category}' is not in the risk model")
         if r.severity != "secure" and not r.remediation.en:
             problems.append(f"{r.source}: {r.id}: remediation missing")
+        if (r.each or "").strip() == "code.calls" and api_prefilter(r) is None:
+            problems.append(
+                f"{r.source}: {r.id}: a code.calls rule needs a top-level `item.api == ...`/`item.api in [...]` "
+                "conjunct (the engine narrows call sites with it)"
+            )
         if r.family == "PRIV" and not r.regulations:
             problems.append(f"{r.source}: {r.id}: PRIV rules must cite a regulation clause")
     return problems
