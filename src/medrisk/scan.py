@@ -55,6 +55,7 @@ class Scanner:
         self.model: RiskModel = load_model(self.options.risk_model)
         self.suppressions = suppress.load_suppressions(self.options.suppressions) if self.options.suppressions else []
         self.library_version = library_version(self.options.rule_dirs)
+        warm_caches()
         resolve_app_type(self.options.app_type)  # ValueError naming the valid types, before any scan
         self.policy_text: str | None = None
         if self.options.privacy_policy:
@@ -104,6 +105,20 @@ class Scanner:
             "indicators": doc,
             "errors": sorted(ev.errors + doc["code"].get("errors", [])),
         }
+
+
+def warm_caches() -> None:
+    """Load every data table once, before worker processes fork, so that no scan pays for it."""
+    from medrisk.analysis import code, libraries, manifest
+    from medrisk.privacy import inventory, policy, sdks
+
+    code.load_catalog()
+    libraries.is_library("warm.up")
+    manifest._permission_table()
+    sdks.load_database()
+    inventory.load_catalog()
+    inventory.load_app_types()
+    policy.load_vocabulary()
 
 
 def _summary(findings: list[Any]) -> dict[str, int]:

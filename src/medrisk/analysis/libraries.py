@@ -5,14 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from medrisk.datafiles import load_yaml
 
 DATA = Path(__file__).parent / "data" / "libraries.yaml"
 
 
 @lru_cache(maxsize=1)
 def _prefixes() -> tuple[str, ...]:
-    prefixes = set(yaml.safe_load(DATA.read_text(encoding="utf-8"))["prefixes"])
+    prefixes = set(load_yaml(DATA.read_text(encoding="utf-8"))["prefixes"])
     from medrisk.privacy.sdks import load_database  # SDK packages are library code too
 
     for sdk in load_database().sdks:

@@ -22,8 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from medrisk.datafiles import load_yaml
 from medrisk.privacy.sdks import Database, load_database, sdk_of_class
 
 DATA = Path(__file__).parent / "data"
@@ -94,7 +93,7 @@ class AppTypes:
 
 @lru_cache(maxsize=2)
 def load_catalog(path: Path = DATA / "personal_info.yaml") -> Catalog:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = load_yaml(Path(path).read_text(encoding="utf-8"))
     items = []
     for e in raw["items"]:
         items.append(
@@ -119,7 +118,7 @@ def load_catalog(path: Path = DATA / "personal_info.yaml") -> Catalog:
 
 @lru_cache(maxsize=2)
 def load_app_types(path: Path = DATA / "app_types.yaml") -> AppTypes:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = load_yaml(Path(path).read_text(encoding="utf-8"))
     types = tuple(
         AppType(
             id=t["id"],

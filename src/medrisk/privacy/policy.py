@@ -21,8 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from medrisk.datafiles import load_yaml
 from medrisk.privacy.sdks import Database, load_database
 
 DATA = Path(__file__).parent / "data" / "policy_vocabulary.yaml"
@@ -180,7 +179,7 @@ class Vocabulary:
 
 @lru_cache(maxsize=2)
 def load_vocabulary(path: Path = DATA) -> Vocabulary:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = load_yaml(Path(path).read_text(encoding="utf-8"))
     return Vocabulary(
         version=str(raw["version"]),
         shadow=tuple(raw.get("shadow") or ()),

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from medrisk.datafiles import load_yaml
 
 DATA = Path(__file__).parent / "data" / "sdks.yaml"
 MAX_EVIDENCE = 5  # per kind and SDK; the report shows the strongest first
@@ -57,7 +57,7 @@ class Database:
 
 @lru_cache(maxsize=4)
 def load_database(path: Path = DATA) -> Database:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = load_yaml(Path(path).read_text(encoding="utf-8"))
     sdks = []
     for e in raw["sdks"]:
         sdks.append(

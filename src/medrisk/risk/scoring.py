@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from medrisk.datafiles import load_yaml
 from medrisk.rules.model import SEVERITIES, Finding, Text
 
 DEFAULT_MODEL = Path(__file__).parent / "model.yaml"
@@ -68,7 +69,7 @@ class RiskModel:
 def load_model(path: Path | None = None) -> RiskModel:
     src = Path(path or DEFAULT_MODEL)
     try:
-        d = yaml.safe_load(src.read_text(encoding="utf-8"))
+        d = load_yaml(src.read_text(encoding="utf-8"))
         cats = [
             Category(
                 id=c["id"],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from medrisk.datafiles import load_yaml
 from medrisk.rules.model import Finding
 
 
@@ -40,7 +41,7 @@ class Suppression:
 
 def load_suppressions(path: Path) -> list[Suppression]:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise SuppressionError(f"{path}: cannot read suppressions: {exc}") from exc
     items = data.get("suppressions") if isinstance(data, dict) else None
