@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in aapt apksigner dexdump readelf; do
+for tool in aapt apksigner dexdump readelf openssl; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# A throwaway PostgreSQL server is started by the platform tests (initdb/pg_ctl).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   pkgs=()
   for t in "${need_apt[@]}"; do

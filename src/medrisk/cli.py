@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--risk-model", type=Path)
     r.add_argument("--lang", choices=["zh", "en"], default="zh")
     r.set_defaults(func=_rules)
+
+    from medrisk import platform_cli  # serve, db, audit, authcode, key, org, user
+
+    platform_cli.register(sub)
     return p
 
 

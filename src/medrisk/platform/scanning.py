@@ -1,0 +1,173 @@
+"""Running scans for the platform: the job that scans a stored version, and the runners.
+
+``ThreadScanRunner`` scans in the calling thread, one at a time (tests, the CLI);
+``ProcessScanRunner`` scans in spawned worker processes under the scanner's time and
+memory limits, so a hostile package cannot take the service down. Either keeps one
+loaded ``Scanner`` per app type (loading the rule library takes about two seconds).
+Finished scans are never updated: a rescan is a new scan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Protocol
+
+from medrisk.analysis.errors import AnalysisError
+from medrisk.analysis.limits import Limits
+from medrisk.crypto import sm3_hex
+from medrisk.platform.context import Platform
+from medrisk.scan import Scanner, ScanOptions, failure
+from medrisk.store.models import Filing, Scan, Version, utcnow
+
+
+class ScanRunner(Protocol):
+    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def _scan_file(scanners: dict[str | None, Scanner], path: Path, name: str, app_type: str | None) -> dict[str, Any]:
+    scanner = scanners.get(app_type)
+    if scanner is None:
+        scanner = scanners[app_type] = Scanner(ScanOptions(app_type=app_type))
+    try:
+        return scanner.scan_bytes(Path(path).read_bytes(), name)
+    except AnalysisError as exc:
+        return failure(name, exc.code, exc.message)
+    except MemoryError:
+        return failure(name, "out_of_memory", "scan exceeded the memory limit")
+    except RecursionError:
+        return failure(name, "corrupt_package", "structure nested too deeply")
+
+
+class ThreadScanRunner:
+    """Scans in the calling thread, one at a time (the loaded scanners are shared)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scanners: dict[str | None, Scanner] = {}
+
+    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]:
+        with self._lock:
+            return _scan_file(self._scanners, path, name, app_type)
+
+    def close(self) -> None:
+        pass
+
+
+# --- worker processes -------------------------------------------------------------------------------
+
+_WORKER_SCANNERS: dict[str | None, Scanner] = {}
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Timeout()
+
+
+def _init_worker(memory_bytes: int) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or memory_bytes < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    signal.signal(signal.SIGALRM, _on_alarm)
+
+
+def _worker_scan(path: str, name: str, app_type: str | None, timeout: float) -> dict[str, Any]:
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return _scan_file(_WORKER_SCANNERS, Path(path), name, app_type)
+    except _Timeout:
+        return failure(name, "timeout", f"scan exceeded the time limit of {timeout:g} s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+class ProcessScanRunner:
+    def __init__(self, workers: int = 1, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._pool = ProcessPoolExecutor(
+            max_workers=max(1, workers),
+            mp_context=get_context("spawn"),  # fork is unsafe in a multi-threaded server
+            initializer=_init_worker,
+            initargs=(self.limits.memory_bytes,),
+        )
+
+    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]:
+        fut = self._pool.submit(_worker_scan, str(path), name, app_type, self.limits.timeout_seconds)
+        try:
+            return fut.result()
+        except Exception as exc:  # the worker died (killed, out of memory outside Python)
+            return failure(name, "worker_failed", type(exc).__name__)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- the job ----------------------------------------------------------------------------------------
+
+
+def run_scan(ctx: Platform, scan_id: int) -> None:
+    """Job ``scan``: analyse the version's package and store the result once."""
+    with ctx.db.session() as db:
+        scan = db.get(Scan, scan_id)
+        if scan is None or scan.status not in ("queued", "running"):
+            return  # done already (a retried job) or gone
+        version = db.get(Version, scan.version_id)
+        filing = db.get(Filing, scan.filing_id)
+        assert version is not None and filing is not None
+        scan.status, scan.started_at = "running", utcnow()
+        sha, name, app_type = version.sha256, version.file_name, filing.app_type
+    assert ctx.scan_runner is not None
+    try:
+        result = ctx.scan_runner.run(ctx.blobs.path(sha), name, app_type)
+    except OSError as exc:
+        result = failure(name, "blob_missing", exc.strerror or "package file missing")
+    with ctx.db.session() as db:
+        scan = db.get(Scan, scan_id)
+        assert scan is not None
+        if scan.status != "running":
+            return
+        scan.finished_at = utcnow()
+        if "error" in result:
+            scan.status = "failed"
+            scan.error_code = str(result["error"]["code"])[:64]
+            scan.error_message = str(result["error"]["message"])
+            return
+        scan.status = "done"
+        scan.result = result
+        scan.result_sm3 = sm3_hex(
+            json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+        scan.rules_version = result["rules_version"]
+        scan.score = float(result["risk"]["score"])
+        scan.grade = result["risk"]["grade"]
+
+
+def requeue_unfinished(ctx: Platform) -> int:
+    """On start: scans queued or running when the service stopped are queued again."""
+    from sqlalchemy import select
+
+    with ctx.db.session() as db:
+        ids = list(db.scalars(select(Scan.id).where(Scan.status.in_(("queued", "running")))))
+        for sid in ids:
+            s = db.get(Scan, sid)
+            assert s is not None
+            s.status = "queued"
+    for sid in ids:
+        assert ctx.jobs is not None
+        ctx.jobs.enqueue("scan", scan_id=sid)
+    return len(ids)
+
+
+def cpu_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))

@@ -1,0 +1,36 @@
+"""Database models, one module per domain; importing this package registers them all on ``Base``."""
+
+from medrisk.store.models.audit import AuditCheckpoint, AuditEntry, AuditHead, Setting
+from medrisk.store.models.base import Base, utcnow
+from medrisk.store.models.filing import AuthCode, Filing, FilingRevision
+from medrisk.store.models.identity import (
+    Alert,
+    ApiToken,
+    AuthSession,
+    LoginAttempt,
+    Organisation,
+    PasswordHistory,
+    User,
+)
+from medrisk.store.models.scans import Scan, Version
+
+__all__ = [
+    "Alert",
+    "ApiToken",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "AuditHead",
+    "AuthCode",
+    "AuthSession",
+    "Base",
+    "Filing",
+    "FilingRevision",
+    "LoginAttempt",
+    "Organisation",
+    "PasswordHistory",
+    "Scan",
+    "Setting",
+    "User",
+    "Version",
+    "utcnow",
+]
