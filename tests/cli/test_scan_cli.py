@@ -96,8 +96,9 @@ def test_bad_inputs_one_line_errors_and_batch_continues(corpus_dir, tmp_path):
     nomani = tmp_path / "d_nomanifest.apk"
     with zipfile.ZipFile(nomani, "w") as z:
         z.writestr("classes.dex", b"dex\n035\0")
-    p = run("scan", not_zip, truncated, empty, str(nomani), str(good), str(tmp_path / "missing.apk"),
-            "--format", "json")
+    p = run(
+        "scan", not_zip, truncated, empty, str(nomani), str(good), str(tmp_path / "missing.apk"), "--format", "json"
+    )
     assert p.returncode == 3
     assert "Traceback" not in p.stderr
     err_lines = [ln for ln in p.stderr.splitlines() if ": error: " in ln]

@@ -44,8 +44,10 @@ def test_unknown_indicator_named_with_line(tmp_path):
 
 
 def test_unknown_item_field(tmp_path):
-    text = GOOD.replace("condition: manifest.min_sdk != null && manifest.min_sdk < 21",
-                        "each: manifest.components\ncondition: item.exportd")
+    text = GOOD.replace(
+        "condition: manifest.min_sdk != null && manifest.min_sdk < 21",
+        "each: manifest.components\ncondition: item.exportd",
+    )
     probs = _problems(tmp_path, text)
     assert any("item.exportd" in p for p in probs)
 
@@ -56,8 +58,9 @@ def test_cel_syntax_error(tmp_path):
 
 
 def test_python_is_not_accepted(tmp_path):
-    probs = _problems(tmp_path, GOOD.replace("manifest.min_sdk != null && manifest.min_sdk < 21",
-                                             "__import__('os').system('id')"))
+    probs = _problems(
+        tmp_path, GOOD.replace("manifest.min_sdk != null && manifest.min_sdk < 21", "__import__('os').system('id')")
+    )
     assert probs, "a Python expression must not load as a rule"
 
 
@@ -73,12 +76,15 @@ def test_needs_negative_case(tmp_path):
     assert any("r.yaml:10:" in p and "no_match" in p for p in probs)
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("severity: low", "severity: severe", "severity must be one of"),
-    ("masvs: MASVS-CODE-1", "masvs: MSTG-CODE-1", "not a MASVS v2 control id"),
-    ("cwe: [CWE-1]", "cwe: [79]", "CWE-<n>"),
-    ("title: {zh: 测试规则, en: Test rule}", "title: {en: Test rule}", "'title' needs non-empty 'zh' and 'en'"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("severity: low", "severity: severe", "severity must be one of"),
+        ("masvs: MASVS-CODE-1", "masvs: MSTG-CODE-1", "not a MASVS v2 control id"),
+        ("cwe: [CWE-1]", "cwe: [79]", "CWE-<n>"),
+        ("title: {zh: 测试规则, en: Test rule}", "title: {en: Test rule}", "'title' needs non-empty 'zh' and 'en'"),
+    ],
+)
 def test_schema_errors(tmp_path, field, value, needle):
     probs = _problems(tmp_path, GOOD.replace(field, value))
     assert any(needle in p for p in probs), probs
