@@ -383,11 +383,23 @@ def test_resource_facts_synthetic() -> None:
     assert named["alias"] == "MedTrack"  # default config's reference followed
     assert named["framework_ref"] == "OK"  # unresolvable default: first config with text
     assert f.certificates == ["assets/server.crt"] and f.keystores == ["assets/keys.p12"]
-    assert list(f.to_dict()) == ["strings", "firebase_urls", "secret_strings", "certificates", "keystores"]
+    assert list(f.to_dict()) == [
+        "strings",
+        "firebase_urls",
+        "secret_strings",
+        "string_secrets",
+        "layouts",
+        "file_provider_paths",
+        "certificates",
+        "keystores",
+    ]
     assert resource_facts(None).to_dict() == {
         "strings": 0,
         "firebase_urls": [],
         "secret_strings": [],
+        "string_secrets": [],
+        "layouts": [],
+        "file_provider_paths": [],
         "certificates": [],
         "keystores": [],
     }

@@ -84,7 +84,7 @@ def test_catalog_loads_and_is_well_formed() -> None:
     assert "android.webkit.SslErrorHandler.proceed" in apis
     assert len(apis) > 150
     for api in apis:
-        assert re.fullmatch(r"[a-z][\w.$]*\.[A-Z][\w$]*\.(<init>|[a-zA-Z_]\w*)", api), api
+        assert re.fullmatch(r"[a-z][\w.$]*\.[A-Z][\w$]*\.(<init>|[a-zA-Z_][\w$]*)", api), api
         assert cat.categories[api] in {"crypto", "network", "webview", "storage", "platform", "resilience", "privacy"}
     fields = {f for members in cat.fields.values() for f in members.values()}
     assert "android.os.Build.FINGERPRINT" in fields
@@ -610,9 +610,12 @@ def test_insecurebankv2() -> None:
     _, s = app_facts(apk)
     key = next(x for x in s["secrets"] if x["value"] == "This is the super secret key 123")
     assert key["locations"][0]["class"] == crypto and key["locations"][0]["method"] == "<init>()V"
-    assert (("Successful Login:", None), "com.android.insecurebankv2.DoLogin$RequestTask", "postData") in app_calls(
-        apk, "android.util.Log.d"
-    )
+    # the message is a concatenation: folded with '*' for the unknown parts
+    assert (
+        ("Successful Login:", ", account=*:*"),
+        "com.android.insecurebankv2.DoLogin$RequestTask",
+        "postData",
+    ) in app_calls(apk, "android.util.Log.d")
     assert (("mySharedPreferences", 0),) == tuple(
         {
             a
@@ -622,7 +625,8 @@ def test_insecurebankv2() -> None:
         }
     )
     assert app_calls(apk, "android.os.Environment.getExternalStorageDirectory", "com.android.insecurebankv2")
-    assert ((None,), "com.android.insecurebankv2.PostLogin", "doesSUexist") in app_calls(apk, "java.lang.Runtime.exec")
+    exec_calls = app_calls(apk, "java.lang.Runtime.exec")
+    assert (("/system/xbin/which su",), "com.android.insecurebankv2.PostLogin", "doesSUexist") in exec_calls
     assert ((1,), "com.android.insecurebankv2.ViewStatement", "onCreate") in app_calls(
         apk, "android.webkit.WebSettings.setJavaScriptEnabled"
     )
@@ -646,7 +650,8 @@ def test_uncrackable_level1() -> None:
     c, s = app_facts(apk)
     assert {x["location"]["class"] for x in c["calls"] if x["api"] == "java.io.File.exists"} == {"sg.vantagepoint.a.c"}
     assert [(f["field"], f["location"]["class"]) for f in c["field_reads"]] == [
-        ("android.os.Build.TAGS", "sg.vantagepoint.a.c")
+        ("android.content.pm.ApplicationInfo.flags", "sg.vantagepoint.a.b"),  # FLAG_DEBUGGABLE check
+        ("android.os.Build.TAGS", "sg.vantagepoint.a.c"),
     ]
     assert any(x["value"] == "5UJiFctbmgbDoLXmpL12mkno8HT4Lv8dlat8FxR2GOc=" for x in s["secrets"])
     assert c["obfuscation"]["obfuscated"] is True
@@ -775,7 +780,7 @@ def test_calls_match_dexdump(apk: str, tmp_path: Path) -> None:
             m = _INVOKE_LINE.search(line)
             if m and caller and not caller[0].startswith(SKIPPED):
                 api = cat.methods.get("L" + m.group(1) + ";", {}).get(m.group(2))
-                if api:
+                if api and api not in cat.secondary:  # secondary APIs are reported conditionally
                     expected.add((api, caller[0], caller[1]))
     c, _ = app_facts(apk)
     reported = {

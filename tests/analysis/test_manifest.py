@@ -444,6 +444,7 @@ def test_to_dict_shape() -> None:
         "queries_packages",
     ]
     assert set(d["components"][0]) == {
+        "defined",
         "type",
         "name",
         "exported",

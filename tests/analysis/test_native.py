@@ -390,6 +390,8 @@ def test_native_facts_from_container():
     assert libs["lib/x86/libfake.so"]["error"] == "not an ELF file (bad magic)"
     for lib in libs.values():
         assert set(lib) == {
+            "unsafe_functions",
+            "strings",
             "path",
             "abi",
             "machine",

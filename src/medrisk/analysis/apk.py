@@ -17,11 +17,12 @@ from medrisk.analysis.arsc import ResourceTable
 from medrisk.analysis.code import code_facts
 from medrisk.analysis.container import container_facts, open_container
 from medrisk.analysis.errors import AnalysisError, LimitExceeded
+from medrisk.analysis.libraries import is_library
 from medrisk.analysis.limits import DEFAULT_LIMITS, Limits
 from medrisk.analysis.manifest import manifest_facts
 from medrisk.analysis.native import native_facts
 from medrisk.analysis.netconfig import netconfig_facts
-from medrisk.analysis.resources import resource_facts
+from medrisk.analysis.resources import layout_facts, resource_facts
 from medrisk.analysis.signing import signing_facts
 from medrisk.privacy.analyse import analyse_privacy
 from medrisk.privacy.policy import decode, is_policy_candidate
@@ -102,6 +103,19 @@ def analyse_apk(
     doc["code"] = code.to_dict()
     doc["strings"] = strings.to_dict()
     doc["code"]["errors"] = sorted(set(doc["code"].get("errors", []) + errors))
+    package = doc["manifest"].get("package") or ""
+    for call in doc["code"]["calls"]:
+        call["library"] = is_library(call["location"]["class"], package)
+    for comp in doc["manifest"]["components"]:  # a component whose class no DEX file defines
+        comp["defined"] = comp["name"] in code.class_names or comp["type"] == "activity-alias"
+    try:
+        doc["resources"].update(
+            layout_facts(container, arsc, doc["manifest"]["components"], doc["manifest"].get("package") or "")
+        )
+    except (AnalysisError, IndexError, ValueError) as exc:
+        if isinstance(exc, LimitExceeded):
+            raise
+        errors.append(f"res: {exc}")
 
     asset_texts = {}
     for entry in container.names():

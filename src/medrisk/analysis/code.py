@@ -44,6 +44,8 @@ Conventions of the output beyond docs/indicators.md:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import math
 import re
@@ -103,6 +105,8 @@ class ApiCatalog:
     categories: dict[str, str]  # api / field name -> category
     overrides: tuple[tuple[str, str, str, str | None], ...]  # (base desc, method, base Java name, descriptor)
     supertypes: dict[str, tuple[str, ...]]  # framework descriptor -> direct supertypes
+    secondary: frozenset[str] = frozenset()  # apis reported only in methods with another watched call
+    instance_fields: frozenset[str] = frozenset()  # watched fields read with iget*
 
     @property
     def interesting(self) -> frozenset[str]:
@@ -149,11 +153,22 @@ def load_catalog(path: str | None = None) -> ApiCatalog:
             cls, member = _split_member(api)
             methods.setdefault(java_to_descriptor(cls), {})[member] = api
             categories[api] = category
-    for category, names in (raw.get("fields") or {}).items():
-        for fname in names:
-            cls, member = _split_member(fname)
-            fields.setdefault(java_to_descriptor(cls), {})[member] = fname
-            categories[fname] = category
+    secondary: set[str] = set()
+    for category, names in (raw.get("secondary") or {}).items():
+        for api in names:
+            cls, member = _split_member(api)
+            methods.setdefault(java_to_descriptor(cls), {})[member] = api
+            categories[api] = "platform" if category == "compare" else category
+            secondary.add(api)
+    instance: set[str] = set()
+    for key in ("fields", "instance_fields"):
+        for category, names in (raw.get(key) or {}).items():
+            for fname in names:
+                cls, member = _split_member(fname)
+                fields.setdefault(java_to_descriptor(cls), {})[member] = fname
+                categories[fname] = category
+                if key == "instance_fields":
+                    instance.add(fname)
     overrides = tuple(
         (java_to_descriptor(o["base"]), o["method"], o["base"], o.get("descriptor"))
         for o in (raw.get("overrides") or [])
@@ -162,7 +177,7 @@ def load_catalog(path: str | None = None) -> ApiCatalog:
         java_to_descriptor(k): tuple(java_to_descriptor(v) for v in vs)
         for k, vs in (raw.get("supertypes") or {}).items()
     }
-    return ApiCatalog(methods, fields, categories, overrides, supertypes)
+    return ApiCatalog(methods, fields, categories, overrides, supertypes, frozenset(secondary), frozenset(instance))
 
 
 def api_category(api: str) -> str | None:
@@ -211,9 +226,21 @@ class Call:
     args: list[str | int | None]
     location: Location
     pc: int = 0  # code unit of the invoke in its method (orders calls; not in the JSON)
+    taint: list[str | None] = field(default_factory=list)  # per arg: source API of user/intent data
+    receiver: str | int | None = None  # constant value of the receiver (instance calls)
+    receiver_taint: str | None = None  # source API whose data the receiver holds
 
     def to_dict(self) -> dict[str, Any]:
-        return {"api": self.api, "args": list(self.args), "location": self.location.to_dict()}
+        taint = list(self.taint) if self.taint else [None] * len(self.args)
+        return {
+            "api": self.api,
+            "args": list(self.args),
+            "taint": taint,
+            "receiver": self.receiver,
+            "receiver_taint": self.receiver_taint,
+            "library": False,
+            "location": self.location.to_dict(),
+        }
 
 
 @dataclass
@@ -225,6 +252,7 @@ class Override:
     returns_const: int | None
     calls: list[str]
     location: Location
+    instantiated: bool = True  # new-instance / const-class of the class somewhere outside itself
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,6 +262,7 @@ class Override:
             "empty": self.empty,
             "returns_const": self.returns_const,
             "calls": list(self.calls),
+            "instantiated": self.instantiated,
             "location": self.location.to_dict(),
         }
 
@@ -259,6 +288,7 @@ class CodeFacts:
     short_class_ratio: float = 0.0
     obfuscated: bool = False
     errors: list[str] = field(default_factory=list)
+    class_names: frozenset[str] = frozenset()  # Java names of every defined class (not in the JSON)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -444,6 +474,103 @@ STATIC_INVOKES = frozenset((0x71, 0x77))
 _SGET_BY_TYPE = {"I": 0x60, "F": 0x60, "J": 0x61, "D": 0x61, "Z": 0x63, "B": 0x64, "C": 0x65, "S": 0x66}
 _FOLD_INVOKES = bytes(0x6E if (0x6E <= b <= 0x72 or 0x74 <= b <= 0x78) else b for b in range(256))
 _PASSTHROUGH = {"getBytes", "toCharArray", "toString", "trim", "intern"}  # String methods keeping the constant
+
+# Light intra-procedural data flow (see _DexScan._flow): what an invoke does to tracked values.
+F_PASS = 1  # result = the receiver's (or static first argument's) value
+F_SOURCE = 2  # result = data controlled by the user or another app (taint source)
+F_SB_NEW = 3  # StringBuilder.<init>([String]): the receiver becomes a builder
+F_SB_APPEND = 4  # builder.append(x): appends, returns the builder
+F_SB_STRING = 5  # builder.toString(): the concatenation, '*' for unknown parts
+F_CONCAT = 6  # String.concat
+F_FILE_NEW = 7  # File.<init>(path) / (parent, child): the receiver holds the path
+F_EXTERNAL = 8  # Environment.getExternalStorageDirectory(): modelled as "/sdcard"
+_SB_FLOW = {"<init>": F_SB_NEW, "append": F_SB_APPEND, "toString": F_SB_STRING}
+_FLOW: dict[str, dict[str, int]] = {
+    "Ljava/lang/String;": {**dict.fromkeys(_PASSTHROUGH, F_PASS), "valueOf": F_PASS, "concat": F_CONCAT},
+    "Ljava/lang/StringBuilder;": _SB_FLOW,
+    "Ljava/lang/StringBuffer;": _SB_FLOW,
+    "Ljava/io/File;": {
+        "<init>": F_FILE_NEW,
+        "getAbsolutePath": F_PASS,
+        "getPath": F_PASS,
+        "getCanonicalPath": F_PASS,
+        "toString": F_PASS,
+    },
+    "Landroid/os/Environment;": {"getExternalStorageDirectory": F_EXTERNAL},
+    "Landroid/net/Uri;": {
+        "parse": F_PASS,
+        **dict.fromkeys(
+            (
+                "getQueryParameter",
+                "getQueryParameters",
+                "getPath",
+                "getLastPathSegment",
+                "getPathSegments",
+                "getHost",
+                "getFragment",
+                "getEncodedPath",
+                "getEncodedQuery",
+                "getQuery",
+            ),
+            F_SOURCE,
+        ),
+    },
+    "Landroid/app/Activity;": {"getIntent": F_SOURCE},
+    "Landroid/content/Intent;": dict.fromkeys(
+        (
+            "getStringExtra",
+            "getParcelableExtra",
+            "getData",
+            "getDataString",
+            "getExtras",
+            "getBundleExtra",
+            "getSerializableExtra",
+            "getCharSequenceExtra",
+            "getStringArrayExtra",
+            "getParcelableArrayExtra",
+        ),
+        F_SOURCE,
+    ),
+    "Landroid/os/Bundle;": dict.fromkeys(
+        ("get", "getString", "getParcelable", "getSerializable", "getCharSequence", "getStringArray"), F_SOURCE
+    ),
+    "Landroid/widget/EditText;": {"getText": F_SOURCE},
+    "Landroid/widget/TextView;": {"getText": F_SOURCE},
+    "Lorg/json/JSONArray;": dict.fromkeys(("getString", "optString", "getJSONObject", "get"), F_SOURCE),
+    "Lorg/apache/cordova/CordovaArgs;": dict.fromkeys(("getString", "optString", "getJSONObject", "get"), F_SOURCE),
+}
+# parameters of these entry points carry another app's (or the web page's) data: (method name,
+# parameter descriptor) -> source name reported in `taint`
+_PARAM_SOURCES: dict[str, tuple[str, ...]] = {
+    "openFile": ("Landroid/net/Uri;",),
+    "openAssetFile": ("Landroid/net/Uri;",),
+    "openTypedAssetFile": ("Landroid/net/Uri;",),
+    "onReceive": ("Landroid/content/Intent;",),
+    "onNewIntent": ("Landroid/content/Intent;",),
+    "onStartCommand": ("Landroid/content/Intent;",),
+    "onHandleIntent": ("Landroid/content/Intent;",),
+    "onBind": ("Landroid/content/Intent;",),
+    "execute": ("Lorg/json/JSONArray;", "Lorg/apache/cordova/CordovaArgs;"),
+}
+_PARAM_SOURCE_NAMES = {
+    "openFile": "android.content.ContentProvider.openFile",
+    "openAssetFile": "android.content.ContentProvider.openAssetFile",
+    "openTypedAssetFile": "android.content.ContentProvider.openTypedAssetFile",
+    "onReceive": "android.content.BroadcastReceiver.onReceive",
+    "onNewIntent": "android.app.Activity.onNewIntent",
+    "onStartCommand": "android.app.Service.onStartCommand",
+    "onHandleIntent": "android.app.IntentService.onHandleIntent",
+    "onBind": "android.app.Service.onBind",
+    "execute": "org.apache.cordova.CordovaPlugin.execute",
+}
+_COMPARE_APIS = frozenset(
+    ("java.lang.String.equals", "java.lang.String.equalsIgnoreCase", "java.lang.String.contentEquals")
+)
+# APIs whose arguments keep a partly known concatenation ("Error with card: *"); for every other
+# API such an argument stays null (not a constant: SQL built by concatenation, keys, IVs ...)
+_PARTIAL_TEXT_APIS = ("android.util.Log.", "java.io.PrintStream.", "android.webkit.WebView.load")
+MAX_FOLDED = 512  # characters of a folded string concatenation
+MAX_CONST_ARRAY = 64  # elements of a tracked constant String[]
 
 # constant first arguments of these calls are hard-coded key material (reported as secrets)
 _KEY_MATERIAL = {
@@ -669,6 +796,47 @@ def _domain_ok(dom: str) -> bool:
     )
 
 
+def _secondary_relevant(
+    api: str, args: list[Any], taints: list[str | None], receiver: Any, receiver_taint: str | None
+) -> bool:
+    """Secondary calls worth reporting: a constant compared with user/intent data
+    (String.equals & co.), a suffix test against a constant (endsWith), every putExtra."""
+    if api in _COMPARE_APIS:
+        return (isinstance(receiver, str) and any(taints)) or (
+            receiver_taint is not None and any(isinstance(a, str) for a in args)
+        )
+    if "endsWith" in api:
+        return any(isinstance(a, str) and "." in a for a in args)
+    return True
+
+
+_PRINTABLE = re.compile(r"^[\x20-\x7e]{6,64}$")
+
+
+def _decoded_text(value: str) -> str | None:
+    """Printable ASCII text (6-64 characters) that a constant Base64 string decodes to."""
+    if len(value) < 8 or len(value) > 128:
+        return None
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if _PRINTABLE.match(text) else None
+
+
+def _fold(parts: list[str], taint: str | None) -> tuple | None:
+    """A concatenation as a tracked value: ("c", text, taint), or ("t", taint) when nothing of
+    it is constant, or None."""
+    text = "".join(parts)[:MAX_FOLDED]
+    if text.strip("*"):
+        return ("c", text, taint)
+    return ("t", taint) if taint else None
+
+
 # ======================================================================================
 # The analysis
 # ======================================================================================
@@ -815,7 +983,12 @@ class _DexScan:
         self.fields: dict[int, str] = {}  # field idx -> watched field name
         self.field_ops: set[int] = set()  # sget opcodes needed
         self.store_fields: dict[int, str] = {}  # field idx -> field name (secret-named fields)
-        self.passthrough: set[int] = set()  # String methods returning their receiver's constant
+        self.flow: dict[int, int] = {}  # method idx -> F_* (data flow through the invoke)
+        self.source_names: dict[int, str] = {}  # method idx of a taint source -> its Java name
+        self.secondary: set[int] = set()  # method ids of secondary watched APIs
+        self.param_sources: dict[int, str] = {}  # string idx of an entry-point name -> the name
+        self.string_array_type = -1
+        self.init_sidx = -1
         self.intrinsics: set[int] = set()  # kotlin null-check helpers (ignored in bodies)
         self.str_targets: set[int] = set()  # string ids whose const-string uses we want
         self._widths: dict[int, tuple[int, ...]] = {}
@@ -880,15 +1053,40 @@ class _DexScan:
                     api = wanted.get(names[m])
                     if api is not None:
                         self.watched[m] = api
-        # helpers: String methods that keep a constant, kotlin Intrinsics null checks
-        t = types.get("Ljava/lang/String;")
-        if t is not None:
+        # data flow helpers: String/StringBuilder/File methods, taint sources (also reached
+        # through app subclasses such as MainActivity.getIntent)
+        flow_classes = [(d, d) for d in _FLOW] + [
+            (d, r) for d, roots in self.prog.relevant.items() for r in sorted(roots) if r in _FLOW
+        ]
+        for desc, root in flow_classes:
+            t = types.get(desc)
+            if t is None:
+                continue
             lo, hi = dex.method_range(t)
-            self.passthrough = {m for m in range(lo, hi) if string(names[m]) in _PASSTHROUGH}
+            table = _FLOW[root]
+            for m in range(lo, hi):
+                if m in self.flow:
+                    continue
+                name = string(names[m])
+                f = table.get(name)
+                if f is None or (desc != root and name == "<init>"):
+                    continue
+                self.flow[m] = f
+                if f == F_SOURCE:
+                    self.source_names[m] = descriptor_to_java(root) + "." + name
         t = types.get("Lkotlin/jvm/internal/Intrinsics;")
         if t is not None:
             lo, hi = dex.method_range(t)
             self.intrinsics = {m for m in range(lo, hi) if string(names[m]).startswith("check")}
+        if cat.secondary:
+            self.secondary = {m for m, api in self.watched.items() if api in cat.secondary}
+        self.string_array_type = types.get("[Ljava/lang/String;", -1)
+        init = dex.find_string("<init>")
+        self.init_sidx = -1 if init is None else init
+        for name in _PARAM_SOURCES:
+            sidx = dex.find_string(name)
+            if sidx is not None:
+                self.param_sources[sidx] = name
 
     def find_watched_fields(self) -> None:
         dex = self.dex
@@ -903,7 +1101,8 @@ class _DexScan:
                 if name is not None:
                     self.fields[f] = name
                     tdesc = dex.type_descriptor(dex.field_type_idx[f])
-                    self.field_ops.add(_SGET_BY_TYPE.get(tdesc, 0x62))
+                    op = _SGET_BY_TYPE.get(tdesc, 0x62)
+                    self.field_ops.add(op - 0x0E if name in self.prog.catalog.instance_fields else op)
 
     def find_secret_fields(self) -> None:
         """String fields of app classes whose name says they hold a secret; stores of
@@ -1208,9 +1407,17 @@ class _DexScan:
         """JSON form of a tracked constant: strings as themselves, ints, and constant byte
         arrays (``new-array`` + ``fill-array-data``) as ``"bytes:<hex>"``."""
         if isinstance(v, tuple):
-            if v[0] == "b":
+            tag = v[0]
+            if tag == "s":
+                return self.dex.string(v[1])
+            if tag == "b":
                 return "bytes:" + v[1].hex()
-            return self.dex.string(v[1])
+            if tag == "c":
+                return v[1]
+            if tag == "a":  # a String[] (Runtime.exec's command line): its elements joined by spaces
+                if any(e is not None for e in v[1]):
+                    return " ".join("*" if e is None else e for e in v[1])
+            return None
         return v
 
     def resolve(self, candidates: dict[int, tuple[int, Any]]) -> None:
@@ -1242,7 +1449,10 @@ class _DexScan:
             cur = entry[2]
             cur.append(pos)
             cur_start, cur_end = code_off + 16, end
+        secondary = self.secondary
         for code_off, (end, owner, positions) in by_method.items():
+            if secondary and all(candidates[p][0] == EV_CALL and candidates[p][1] in secondary for p in positions):
+                continue  # only secondary calls (String.equals, putExtra): not decoded
             wanted = {}
             for pos in positions:
                 kind, payload = candidates[pos]
@@ -1259,10 +1469,10 @@ class _DexScan:
                 wanted[pos] = (kind, payload)
             if not wanted:
                 continue
-            events = self._walk(code_off + 16, end, wanted)
+            ci, midx = owner
+            events = self._walk(code_off + 16, end, wanted, self._param_taint(code_off, midx))
             if not events:
                 continue
-            ci, midx = owner
             cls_name = descriptor_to_java(class_descs[ci]) if ci < len(class_descs) else None
             label = self._method_label(midx)
             positions_table = None
@@ -1273,10 +1483,25 @@ class _DexScan:
                 loc = Location(self.name, cls_name, label, line_at(positions_table, pc))
                 if kind == EV_CALL:
                     api = self.watched[payload]
-                    args = [self._value(v) for v in extra]
+                    raw, taints, recv, recv_taint = extra
+                    args = [self._value(v) for v in raw]
+                    if not api.startswith(_PARTIAL_TEXT_APIS):  # partial folds ('*') only for messages/URLs
+                        args = [
+                            None if v.__class__ is tuple and v[0] == "c" and "*" in v[1] else a
+                            for v, a in zip(raw, args, strict=True)
+                        ]
+                    receiver = self._value(recv) if recv.__class__ is tuple else None
+                    if payload in secondary and not _secondary_relevant(api, args, taints, receiver, recv_taint):
+                        continue
                     if prog.call_counts[api] < MAX_CALLS_PER_API:
                         prog.call_counts[api] += 1
-                        prog.calls.append(Call(api, args, loc, pc))
+                        prog.calls.append(Call(api, args, loc, pc, taints, receiver, recv_taint))
+                    if api == "android.util.Base64.decode" and args and isinstance(args[0], str):
+                        decoded = _decoded_text(args[0])
+                        if decoded:
+                            s = col.secret("base64_encoded", decoded)
+                            if loc not in s.locations and len(s.locations) < MAX_LOCATIONS:
+                                s.locations.append(loc)
                     key_kind = _KEY_MATERIAL.get(api)
                     if key_kind and args and isinstance(args[0], str) and args[0]:
                         s = col.secret(key_kind, args[0])
@@ -1288,7 +1513,7 @@ class _DexScan:
                         prog.field_reads.append(FieldRead(payload, loc))
                 elif kind == EV_STRING:
                     col.add_location((self.di, payload), loc)
-                elif kind == EV_STORE and isinstance(extra, tuple):
+                elif kind == EV_STORE and isinstance(extra, tuple) and extra[0] == "s":
                     value = dex.string(extra[1])
                     if _value_is_secret_like(value):
                         kind_name = "password" if _PASSWORD_NAME.search(payload) else "generic_api_key"
@@ -1296,15 +1521,24 @@ class _DexScan:
                         if loc not in s.locations and len(s.locations) < MAX_LOCATIONS:
                             s.locations.append(loc)
 
-    def _walk(self, start: int, end: int, wanted: dict[int, tuple[int, Any]]) -> list[tuple]:
+    def _walk(
+        self, start: int, end: int, wanted: dict[int, tuple[int, Any]], init: dict[int, Any] | None = None
+    ) -> list[tuple]:
         """Decode [start, end) linearly up to the last wanted position, tracking constants
         in registers; return (pc, kind, payload, extra) for wanted positions that are real
-        instruction starts. ``extra`` is the argument list of a call or the stored value."""
+        instruction starts. ``extra`` is the argument list of a call or the stored value.
+
+        Register values: ints, ``("s", string idx)``, ``("b", bytes)`` (constant byte[]),
+        ``("c", text, taint)`` (a folded concatenation, '*' for unknown parts), ``("t", source)``
+        (user/intent data), ``("sb", parts, taints)`` (a StringBuilder), ``("a", elements)``
+        (a constant String[])."""
         data = self.data
         units = OPCODE_UNITS
         kinds = _KIND
-        passthrough = self.passthrough
-        consts: dict[int, Any] = {}
+        flow = self.flow
+        consts: dict[int, Any] = dict(init) if init else {}
+        tainted = bool(init)  # some register holds user/intent data: check every invoke's inputs
+        fieldvals: dict[int, Any] = {}  # instance field idx -> value stored by this method
         events: list[tuple] = []
         order = sorted(wanted)
         wi = 0
@@ -1333,21 +1567,59 @@ class _DexScan:
                     nxt = order[wi] if wi < len(order) else end + 1
             k = kinds[op]
             if k:
-                if k == K_INVOKE35:
-                    result = None
-                    if passthrough:
-                        midx = data[pos + 2] | data[pos + 3] << 8
-                        if midx in passthrough:
-                            v = consts.get(data[pos + 4] & 0xF)
-                            result = v if isinstance(v, tuple) else None
+                if k == K_INVOKE35 or k == K_INVOKE3R:
+                    midx = data[pos + 2] | data[pos + 3] << 8
+                    f = flow.get(midx)
+                    if f is not None:
+                        result = self._flow(f, op, pos, midx, consts)
+                        if result is not None and result[0] in ("t", "c"):
+                            tainted = tainted or result[0] == "t" or result[2] is not None
+                        elif f == F_SB_APPEND or f == F_FILE_NEW:
+                            tainted = True  # may have stored a taint in the receiver
+                    elif tainted:
+                        result = self._propagate(op, pos, midx, consts)
+                    else:
+                        result = None
                     after_invoke = pos + 6
                 elif k == K_STRING:
                     consts[data[pos + 1]] = ("s", data[pos + 2] | data[pos + 3] << 8)
                 elif k == K_W4:
-                    if consts:
+                    if op == 0x23:  # new-array vA, vB (size), type
+                        b = data[pos + 1]
+                        n = consts.get(b >> 4)
+                        if (
+                            n.__class__ is int
+                            and 0 < n <= MAX_CONST_ARRAY
+                            and (data[pos + 2] | data[pos + 3] << 8) == self.string_array_type
+                        ):
+                            consts[b & 0xF] = ("a", [None] * n)
+                        else:
+                            consts.pop(b & 0xF, None)
+                    elif op == 0x54 and fieldvals:  # iget-object of a field stored earlier in the method
+                        v = fieldvals.get(data[pos + 2] | data[pos + 3] << 8)
+                        if v is None:
+                            consts.pop(data[pos + 1] & 0xF, None)
+                        else:
+                            consts[data[pos + 1] & 0xF] = v
+                    elif consts:
                         consts.pop(data[pos + 1] & 0xF, None)
                 elif k == K_W8:
-                    if consts:
+                    if op == 0x46 and consts:  # aget-object vAA, vBB[vCC]
+                        arr = consts.get(data[pos + 2])
+                        if arr.__class__ is tuple and arr[0] == "a":
+                            i = consts.get(data[pos + 3])
+                            elems = arr[1]
+                            if i.__class__ is int and 0 <= i < len(elems):
+                                v = elems[i]
+                            else:  # variable index: the alternatives
+                                v = "|".join(e for e in elems if e is not None) or None
+                            if v is None:
+                                consts.pop(data[pos + 1], None)
+                            else:
+                                consts[data[pos + 1]] = ("c", v, None)
+                        else:
+                            consts.pop(data[pos + 1], None)
+                    elif consts:
                         consts.pop(data[pos + 1], None)
                 elif k == K_CONST4:
                     b = data[pos + 1]
@@ -1373,14 +1645,6 @@ class _DexScan:
                     consts[data[pos + 1]] = _s32((data[pos + 2] | data[pos + 3] << 8) << 16)
                 elif k == K_STRING_J:
                     consts[data[pos + 1]] = ("s", _U32.unpack_from(data, pos + 2)[0])
-                elif k == K_INVOKE3R:
-                    result = None
-                    if passthrough:
-                        midx = data[pos + 2] | data[pos + 3] << 8
-                        if midx in passthrough:
-                            v = consts.get(data[pos + 4] | data[pos + 5] << 8)
-                            result = v if isinstance(v, tuple) else None
-                    after_invoke = pos + 6
                 elif k == K_WW4:
                     if consts:
                         a = data[pos + 1] & 0xF
@@ -1411,6 +1675,17 @@ class _DexScan:
                     consts.pop(a + 1, None)
                 elif k == K_OTHER_INVOKE:
                     result = None
+                    if op == 0x24 and (data[pos + 2] | data[pos + 3] << 8) == self.string_array_type:
+                        b = data[pos + 1]  # filled-new-array {vC..}, [Ljava/lang/String;
+                        regs = (
+                            data[pos + 4] & 0xF,
+                            data[pos + 4] >> 4,
+                            data[pos + 5] & 0xF,
+                            data[pos + 5] >> 4,
+                            b & 0xF,
+                        )
+                        result = ("a", [self._text(consts.get(r)) for r in regs[: min(b >> 4, 5)]])
+                    after_invoke = pos + 6
                 elif k == K_FILL:
                     a = data[pos + 1]
                     payload = pos + 2 * _s32(_U32.unpack_from(data, pos + 2)[0])
@@ -1420,35 +1695,192 @@ class _DexScan:
                         size = _U32.unpack_from(data, payload + 4)[0]
                         if width == 1 and size <= MAX_CONST_BYTES and payload + 8 + size <= end:
                             consts[a] = ("b", data[payload + 8 : payload + 8 + size])
+            elif op == 0x5B and tainted:  # iput-object: user/intent data kept in a field
+                v = consts.get(data[pos + 1] & 0xF)
+                if v.__class__ is tuple and v[0] in ("t", "c"):
+                    fieldvals[data[pos + 2] | data[pos + 3] << 8] = v
+            elif op == 0x4D and consts:  # aput-object vAA, vBB[vCC]
+                arr = consts.get(data[pos + 2])
+                if arr.__class__ is tuple and arr[0] == "a":
+                    i = consts.get(data[pos + 3])
+                    if i.__class__ is int and 0 <= i < len(arr[1]):
+                        arr[1][i] = self._text(consts.get(data[pos + 1]))
             if op:
                 pos += units[op] << 1
             else:
                 pos += _payload_bytes(data, pos)
         return events
 
-    def _args(self, op: int, pos: int, midx: int, consts: dict[int, Any]) -> list[Any]:
-        data = self.data
-        if op <= 0x72:
-            b = data[pos + 1]
-            count = b >> 4
-            c, d = data[pos + 4] & 0xF, data[pos + 4] >> 4
-            e, f = data[pos + 5] & 0xF, data[pos + 5] >> 4
-            regs = (c, d, e, f, b & 0xF)[: min(count, 5)]
-        else:
-            first = data[pos + 4] | data[pos + 5] << 8
-            regs = tuple(range(first, first + data[pos + 1]))
+    def _args(self, op: int, pos: int, midx: int, consts: dict[int, Any]) -> tuple:
+        """(argument values, their taints, receiver value, receiver taint) of a call."""
+        regs = self._regs(op, pos)
         i = 0 if op in STATIC_INVOKES else 1
+        recv = consts.get(regs[0]) if i and regs else None
         args: list[Any] = []
+        taints: list[str | None] = []
         n = len(regs)
         for w in self._param_widths(midx):
             if w == 2 or i >= n:
                 args.append(None)
+                taints.append(None)
                 i += 2 if w == 2 else 1
                 continue
             v = consts.get(regs[i])
             args.append(None if w == 0 and not isinstance(v, tuple) else v)
+            taints.append(self._taint(v))
             i += 1
-        return args
+        return args, taints, recv, self._taint(recv)
+
+    # ---------------------------------------------------------------- data flow
+    def _param_taint(self, code_off: int, midx: int) -> dict[int, Any] | None:
+        """Registers of entry-point parameters that carry another app's data (the Uri of
+        ContentProvider.openFile, the Intent of onReceive/onNewIntent, Cordova plugin args)."""
+        sources = self.param_sources
+        if not sources:
+            return None
+        name = sources.get(self.dex.method_name_idx[midx])
+        if name is None:
+            return None
+        wanted = _PARAM_SOURCES[name]
+        params = self._params(midx)
+        if not any(p in wanted for p in params):
+            return None
+        data = self.data
+        registers = data[code_off] | data[code_off + 1] << 8
+        ins = data[code_off + 2] | data[code_off + 3] << 8
+        width = sum(2 if p in ("J", "D") else 1 for p in params)
+        r = registers - width  # parameters are the last registers; `this` (if any) before them
+        if r < 0 or ins < width:
+            return None
+        out: dict[int, Any] = {}
+        for p in params:
+            if p in wanted:
+                out[r] = ("t", _PARAM_SOURCE_NAMES[name])
+            r += 2 if p in ("J", "D") else 1
+        return out
+
+    def _regs(self, op: int, pos: int) -> tuple[int, ...]:
+        data = self.data
+        if op <= 0x72:
+            b = data[pos + 1]
+            c, d = data[pos + 4] & 0xF, data[pos + 4] >> 4
+            e, f = data[pos + 5] & 0xF, data[pos + 5] >> 4
+            return (c, d, e, f, b & 0xF)[: min(b >> 4, 5)]
+        first = data[pos + 4] | data[pos + 5] << 8
+        return tuple(range(first, first + data[pos + 1]))
+
+    def _text(self, v: Any) -> str | None:
+        """A tracked value as constant text (None when unknown or user-controlled)."""
+        if v.__class__ is tuple:
+            if v[0] == "s":
+                return self.dex.string(v[1])
+            if v[0] == "c" and "*" not in v[1]:
+                return v[1]
+        return None
+
+    @staticmethod
+    def _taint(v: Any) -> str | None:
+        if v.__class__ is tuple:
+            tag = v[0]
+            if tag == "t":
+                return v[1]
+            if tag == "c":
+                return v[2]
+            if tag == "sb" and v[2]:
+                return v[2][0]
+        return None
+
+    def _piece(self, v: Any, ptype: str) -> tuple[str, str | None]:
+        """(text, taint) of one concatenated part."""
+        if v.__class__ is tuple:
+            tag = v[0]
+            if tag == "s":
+                return self.dex.string(v[1]), None
+            if tag == "c":
+                return v[1], v[2]
+            if tag == "t":
+                return "*", v[1]
+        elif v.__class__ is int and ptype in ("I", "J", "S", "B"):
+            return str(v), None
+        elif v.__class__ is int and ptype == "C" and 32 <= v < 127:
+            return chr(v), None
+        return "*", None
+
+    def _params(self, midx: int) -> tuple[str, ...]:
+        return self.dex.proto(self.dex.method_proto_idx[midx])[1]
+
+    def _flow(self, f: int, op: int, pos: int, midx: int, consts: dict[int, Any]) -> Any:
+        regs = self._regs(op, pos)
+        if f == F_SOURCE:
+            return ("t", self.source_names.get(midx, "?"))
+        if f == F_EXTERNAL:
+            return ("c", "/sdcard", None)
+        if not regs:
+            return None
+        recv = consts.get(regs[0])
+        if f == F_PASS:
+            return recv if recv.__class__ is tuple and recv[0] != "sb" else None
+        if f == F_SB_NEW:
+            params = self._params(midx)
+            parts: list[str] = []
+            taints: list[str] = []
+            if params and params[0] in ("Ljava/lang/String;", "Ljava/lang/CharSequence;") and len(regs) > 1:
+                text, taint = self._piece(consts.get(regs[1]), params[0])
+                parts.append(text)
+                if taint:
+                    taints.append(taint)
+            consts[regs[0]] = ("sb", parts, taints)
+            return None
+        if f == F_SB_APPEND:
+            if recv.__class__ is tuple and recv[0] == "sb":
+                params = self._params(midx)
+                if len(regs) > 1 and params and sum(len(x) for x in recv[1]) < MAX_FOLDED:
+                    text, taint = self._piece(consts.get(regs[1]), params[0])
+                    recv[1].append(text)
+                    if taint and taint not in recv[2]:
+                        recv[2].append(taint)
+                return recv
+            return None
+        if f == F_SB_STRING:
+            if recv.__class__ is tuple and recv[0] == "sb":
+                return _fold(recv[1], recv[2][0] if recv[2] else None)
+            return None
+        if f == F_CONCAT:
+            if len(regs) < 2:
+                return None
+            a, ta = self._piece(recv, "L")
+            b, tb = self._piece(consts.get(regs[1]), "L")
+            return _fold([a, b], ta or tb)
+        if f == F_FILE_NEW:
+            params = self._params(midx)
+            pieces = [self._piece(consts.get(r), p) for r, p in zip(regs[1:], params)]
+            if not pieces or params[-1] != "Ljava/lang/String;":
+                consts.pop(regs[0], None)
+                return None
+            taint = next((tt for _x, tt in pieces if tt), None)
+            value = _fold(["/".join(x for x, _t in pieces).replace("//", "/")], taint)
+            if value is None:
+                consts.pop(regs[0], None)
+            else:
+                consts[regs[0]] = value
+            return None
+        return None
+
+    def _propagate(self, op: int, pos: int, midx: int, consts: dict[int, Any]) -> Any:
+        """Any other invoke while user/intent data is around: its result (or, for a
+        constructor, the new object) carries the data of its receiver or arguments."""
+        regs = self._regs(op, pos)
+        taint = None
+        for r in regs:
+            v = consts.get(r)
+            if v.__class__ is tuple and (taint := self._taint(v)):
+                break
+        if taint is None:
+            return None
+        if regs and self.dex.method_name_idx[midx] == self.init_sidx:
+            consts[regs[0]] = ("t", taint)
+            return None
+        return ("t", taint)
 
     # ---------------------------------------------------------------- overrides
     def find_overrides(self) -> None:
@@ -1592,11 +2024,14 @@ def code_facts(dex_files: list[tuple[str, bytes]], limits: Limits = DEFAULT_LIMI
         except (AnalysisError, IndexError, ValueError, KeyError, struct.error, RecursionError) as exc:
             facts.errors.append(_describe(dex.name, exc))
 
+    _mark_instantiated(prog, loaded)
+
     # ------------------------------------------------------------ assemble
     facts.dex = [DexSummary(d.name, d.class_defs_size, d.method_ids_size, d.string_ids_size, d.version) for d in loaded]
     facts.classes = len(prog.defined)
     facts.methods = sum(d.method_ids_size for d in loaded)
     java_names = [descriptor_to_java(d) for d in prog.defined]
+    facts.class_names = frozenset(java_names)
     facts.packages = sorted({n.rsplit(".", 1)[0] for n in java_names if "." in n})
     app = [s for n in java_names if not n.startswith(FRAMEWORK_PREFIXES) and (s := _simple_name(n)) is not None]
     if app:
@@ -1616,6 +2051,43 @@ def code_facts(dex_files: list[tuple[str, bytes]], limits: Limits = DEFAULT_LIMI
     sfacts.domains = sorted(col.domains)
     sfacts.secrets = sorted(col.secrets.values(), key=lambda s: (s.kind, s.value))
     return facts, sfacts
+
+
+def _mark_instantiated(prog: _Program, dexes: list[DexFile]) -> None:
+    """``Override.instantiated``: some code creates the class (``new-instance``) or takes its
+    ``const-class`` (reflection, Intent targets), other than the class's own constructors."""
+    classes = {java_to_descriptor(o.cls) for o in prog.overrides}
+    if not classes:
+        return
+    seen: set[str] = set()
+    for di, dex in enumerate(dexes):
+        try:
+            types = dex.type_table()
+            ids = {types[d]: d for d in classes if d in types and d not in seen}
+            ids = {i: d for i, d in ids.items() if i < 0x10000}
+            if not ids:
+                continue
+            data = dex.data
+            cs, ce = dex.section_range(TYPE_CODE_ITEM)
+            rx = re.compile(b"[\x22\x1c][\x00-\xff]" + _DexScan._tail(ids), re.DOTALL)
+            descs = prog.class_descs[di]
+            init = dex.find_string("<init>")
+            for m in rx.finditer(data, cs, ce):
+                pos = m.start()
+                desc = ids.get(data[pos + 2] | data[pos + 3] << 8)
+                if pos & 1 or desc is None or desc in seen:
+                    continue
+                hit = dex.method_at(pos)
+                if hit is None:
+                    continue
+                ci, midx = hit[2]
+                if ci < len(descs) and descs[ci] == desc and dex.method_name_idx[midx] == init:
+                    continue  # a constructor of the class itself
+                seen.add(desc)
+        except (AnalysisError, IndexError, ValueError, struct.error):
+            seen.update(classes)  # unreadable: do not claim the class is unused
+    for o in prog.overrides:
+        o.instantiated = java_to_descriptor(o.cls) in seen
 
 
 def _describe(name: str, exc: BaseException) -> str:

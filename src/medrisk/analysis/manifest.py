@@ -35,7 +35,7 @@ def _permission_table() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
     import yaml
 
     text = (importlib_resources.files("medrisk.analysis") / "data" / "permissions.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text) or {}
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506
     exact: dict[str, str] = {}
     for level in PROTECTION_LEVELS:
         for name in raw.get(level) or ():
@@ -181,6 +181,7 @@ class Component:
             "launch_mode": self.launch_mode,
             "task_affinity": self.task_affinity,
             "intent_filters": [f.to_dict() for f in self.intent_filters],
+            "defined": True,  # set by analysis/apk.py from the DEX classes
             "location": {"file": MANIFEST_FILE, "class": self.name, "method": None, "line": self.line},
         }
 

@@ -72,6 +72,8 @@ class NativeLibrary:
     stripped: bool = False
     rpath: str | None = None
     error: str | None = None
+    unsafe_functions: list[str] = field(default_factory=list)  # imported unbounded libc functions
+    strings: list[dict[str, str]] = field(default_factory=list)  # marker strings (marker_strings)
 
     def to_dict(self) -> dict:
         return {
@@ -86,6 +88,8 @@ class NativeLibrary:
             "stripped": self.stripped,
             "rpath": self.rpath,
             "error": self.error,
+            "unsafe_functions": list(self.unsafe_functions),
+            "strings": [dict(s) for s in self.strings],
         }
 
 
@@ -342,6 +346,7 @@ def analyse_elf(data: bytes, path: str = "", abi: str = "") -> NativeLibrary:
         lib.rpath = _dyn_string(elf, segs, dyn_list, dyn, (DT_RUNPATH, DT_RPATH))
         imports = elf.imported_symbols(segs, secs, dyn) if (dyn or secs) else set()
         if imports:
+            lib.unsafe_functions = sorted(s.decode("ascii", "replace") for s in imports & UNSAFE_FUNCTIONS)
             lib.canary = not CANARY_SYMBOLS.isdisjoint(imports)
             lib.fortify = any(_FORTIFY.match(s) for s in imports)
         if elf.errors:
@@ -351,6 +356,32 @@ def analyse_elf(data: bytes, path: str = "", abi: str = "") -> NativeLibrary:
     except (struct.error, ValueError, IndexError, OverflowError, MemoryError) as exc:  # defensive
         lib.error = f"malformed ELF ({type(exc).__name__}: {exc})"
     return lib
+
+
+UNSAFE_FUNCTIONS = frozenset(
+    b"strcpy strcat sprintf vsprintf gets stpcpy wcscpy wcscat strncpy_unsafe scanf sscanf fscanf".split()
+)
+MAX_STRING_SCAN = 8 * 1024 * 1024  # bytes of one library searched for marker strings
+# printable strings that reveal what native code checks: anti-instrumentation and root probes
+_MARKERS = re.compile(
+    rb"(?<![\x21-\x7e])(?P<s>[\x20-\x7e]*(?:frida|gum-js-loop|gmain|xposed|/proc/self/maps|/proc/self/status|"
+    rb"TracerPid|/system/x?bin/su|/sbin/su|magisk)[\x20-\x7e]*)(?![\x21-\x7e])",
+    re.IGNORECASE,
+)
+
+
+def marker_strings(data: bytes) -> list[dict[str, str]]:
+    """Notable printable strings of a library (bounded): kind ``anti_instrumentation`` (Frida,
+    Xposed, /proc/self/maps, TracerPid) or ``root_check`` (su paths, Magisk)."""
+    out: dict[str, str] = {}
+    for m in _MARKERS.finditer(data, 0, min(len(data), MAX_STRING_SCAN)):
+        s = m.group("s").decode("ascii").strip()
+        if not s or len(s) > 200 or len(out) >= 50:
+            continue
+        low = s.lower()
+        kind = "root_check" if ("/su" in low or "magisk" in low) else "anti_instrumentation"
+        out.setdefault(s, kind)
+    return [{"kind": k, "value": v} for v, k in sorted(out.items())]
 
 
 def native_facts(container) -> NativeFacts:
@@ -365,5 +396,8 @@ def native_facts(container) -> NativeFacts:
         except AnalysisError as exc:
             libs.append(NativeLibrary(path=name, abi=m.group(1), error=f"{exc.code}: {exc.message}"))
             continue
-        libs.append(analyse_elf(data, name, m.group(1)))
+        lib = analyse_elf(data, name, m.group(1))
+        if lib.error is None:
+            lib.strings = marker_strings(data)
+        libs.append(lib)
     return NativeFacts(libs)

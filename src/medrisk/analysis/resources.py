@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medrisk.analysis.arsc import ResourceTable
+from medrisk.analysis.axml import Ref, parse_axml
+from medrisk.analysis.errors import AnalysisError
 
 FIREBASE_RE = re.compile(
     r"https?://[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -66,6 +68,7 @@ class ResourceFacts:
     strings: int = 0
     firebase_urls: list[str] = field(default_factory=list)
     secret_strings: list[SecretString] = field(default_factory=list)
+    string_secrets: list[dict[str, str]] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)
     keystores: list[str] = field(default_factory=list)
 
@@ -74,6 +77,9 @@ class ResourceFacts:
             "strings": self.strings,
             "firebase_urls": list(self.firebase_urls),
             "secret_strings": [s.to_dict() for s in self.secret_strings],
+            "string_secrets": list(self.string_secrets),
+            "layouts": [],
+            "file_provider_paths": [],
             "certificates": list(self.certificates),
             "keystores": list(self.keystores),
         }
@@ -161,4 +167,119 @@ def resource_facts(arsc: bytes | ResourceTable | None, names: Iterable[str] | No
         if name_suggests_secret(name) and looks_like_credential(value):
             secrets.append(SecretString(name, value))
     facts.secret_strings = secrets
+
+    from medrisk.analysis.code import classify_secret  # the classifier of code strings
+
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for name, value in named:
+        if len(value) > MAX_SECRET_VALUE:
+            continue
+        kinds = classify_secret(value, generic=False)
+        if _URL_CREDENTIALS.match(value) and not _URL_PLACEHOLDER.match(value):
+            kinds.append(("password", value))
+        for kind, v in kinds:
+            found.setdefault((kind, name), {"name": name, "kind": kind, "value": v})
+    facts.string_secrets = [found[k] for k in sorted(found)]
     return facts
+
+
+_URL_CREDENTIALS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]+:[^/?#@\s]+@")
+_URL_PLACEHOLDER = re.compile(
+    r"(?i)^[^:]+://[^/?#@]*:(password|passwd|pass|pwd|secret|[*x]+|%s|[$]?[{][^}]*[}]|<[^>]*>)@"
+)
+MAX_LAYOUT_FILES = 400
+MAX_XML_BYTES = 256 * 1024
+
+
+def _password_type(itype: int) -> bool:
+    """textPassword / textVisiblePassword / textWebPassword / numberPassword."""
+    cls, variation = itype & 0xF, itype & 0xFF0
+    return (cls == 1 and variation in (0x80, 0x90, 0xE0)) or (cls == 2 and variation == 0x10)
+
+
+_PATH_TAGS = (
+    "root-path",
+    "external-path",
+    "external-files-path",
+    "external-cache-path",
+    "external-media-path",
+    "files-path",
+    "cache-path",
+)
+
+
+def layout_facts(container: Any, arsc: ResourceTable | None, components: list[dict], package: str) -> dict[str, Any]:
+    """``layouts`` (EditText fields of res/layout*/*.xml, bounded) and ``file_provider_paths``
+    (the path entries of the FILE_PROVIDER_PATHS file of each provider)."""
+    layouts: list[dict[str, Any]] = []
+    count = 0
+    for name in sorted(container.names()):
+        if not (name.startswith("res/layout") and name.endswith(".xml")):
+            continue
+        count += 1
+        if count > MAX_LAYOUT_FILES:
+            break
+        entry = container.entry(name)
+        if entry is None or entry.size > MAX_XML_BYTES:
+            continue
+        try:
+            doc = parse_axml(container.read(name))
+        except AnalysisError:
+            continue
+        for el in doc.root.iter():
+            if not el.tag.endswith("EditText"):
+                continue
+            itype = el.value("inputType")
+            itype = itype if isinstance(itype, int) and not isinstance(itype, bool) else None
+            pw = el.value("password")
+            ident = el.get("id")
+            hint = el.get("hint")
+            layouts.append(
+                {
+                    "file": name,
+                    "id": _res_name(arsc, ident.value) if ident is not None else None,
+                    "input_type": itype,
+                    "password": pw is True or (itype is not None and _password_type(itype)),
+                    "hint": _res_text(arsc, hint.value) if hint is not None else None,
+                }
+            )
+    paths: list[dict[str, str]] = []
+    if container.has("AndroidManifest.xml") and any(c.get("type") == "provider" for c in components):
+        try:
+            man = parse_axml(container.read("AndroidManifest.xml"))
+        except AnalysisError:
+            man = None
+        for el in man.root.iter("provider") if man is not None else ():
+            pname = el.value("name")
+            for md in el.findall("meta-data"):
+                if md.value("name") != "android.support.FILE_PROVIDER_PATHS":
+                    continue
+                res = md.value("resource")
+                file = arsc.resolve(res.id) if isinstance(res, Ref) and arsc is not None else None
+                if not isinstance(file, str) or not container.has(file):
+                    continue
+                try:
+                    pdoc = parse_axml(container.read(file))
+                except AnalysisError:
+                    continue
+                for pe in pdoc.root.iter():
+                    if pe.tag in _PATH_TAGS:
+                        pv = pe.value("path", None)
+                        full = str(pname) if pname else ""
+                        if full.startswith("."):
+                            full = package + full
+                        paths.append({"provider": full, "file": file, "tag": pe.tag, "path": str(pv or "")})
+    return {"layouts": layouts, "file_provider_paths": paths}
+
+
+def _res_name(arsc: ResourceTable | None, value: object) -> str | None:
+    if isinstance(value, Ref) and arsc is not None:
+        return arsc.name(value.id)
+    return None if value is None else str(value)
+
+
+def _res_text(arsc: ResourceTable | None, value: object) -> str | None:
+    if isinstance(value, Ref) and arsc is not None:
+        v = arsc.resolve(value.id)
+        return v if isinstance(v, str) else None
+    return value if isinstance(value, str) else None

@@ -34,6 +34,7 @@ ITEM_DEFAULTS: dict[str, dict[str, Any]] = {
         "launch_mode": None,
         "task_affinity": None,
         "intent_filters": [],
+        "defined": True,  # the component's class is in the package's DEX files
         "location": LOC,
     },
     "manifest.components.intent_filters": {
@@ -74,7 +75,15 @@ ITEM_DEFAULTS: dict[str, dict[str, Any]] = {
         "is_debug": False,
         "self_signed": True,
     },
-    "code.calls": {"api": "", "args": [], "location": LOC},
+    "code.calls": {
+        "api": "",
+        "args": [],
+        "taint": [],  # per argument: the source API of user/intent data reaching it, or null
+        "receiver": None,  # constant value of the receiver of an instance call
+        "receiver_taint": None,
+        "library": False,  # the call site is in well-known third-party library code
+        "location": LOC,
+    },
     "code.overrides": {
         "base": "",
         "method": "",
@@ -82,6 +91,7 @@ ITEM_DEFAULTS: dict[str, dict[str, Any]] = {
         "empty": False,
         "returns_const": None,
         "calls": [],
+        "instantiated": True,  # created (new-instance/const-class) somewhere outside its constructors
         "location": LOC,
     },
     "code.field_reads": {"field": "", "location": LOC},
@@ -101,8 +111,14 @@ ITEM_DEFAULTS: dict[str, dict[str, Any]] = {
         "stripped": True,
         "rpath": None,
         "error": None,
+        "unsafe_functions": [],  # imported libc functions without bounds (strcpy, sprintf, gets ...)
+        "strings": [],  # notable .rodata strings: {"kind", "value"}
     },
+    "native.libraries.strings": {"kind": "", "value": ""},
     "resources.secret_strings": {"name": "", "value": ""},
+    "resources.string_secrets": {"name": "", "kind": "", "value": ""},
+    "resources.layouts": {"file": "", "id": None, "input_type": None, "password": False, "hint": None},
+    "resources.file_provider_paths": {"provider": "", "file": "", "tag": "", "path": ""},
     "sdks.detected": {
         "id": "",
         "name": "",
@@ -242,6 +258,9 @@ DEFAULT_DOCUMENT: dict[str, Any] = {
         "strings": 0,
         "firebase_urls": [],
         "secret_strings": [],
+        "string_secrets": [],  # resource string values the secret classifier flags (AKIA..., user:pass@ URLs)
+        "layouts": [],  # EditText fields of res/layout/*.xml
+        "file_provider_paths": [],  # <root-path>/<external-path> ... entries of FileProvider path files
         "certificates": [],
         "keystores": [],
     },
