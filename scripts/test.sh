@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in aapt apksigner dexdump readelf openssl; do
+for tool in aapt apksigner dexdump readelf gcc openssl; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 # A throwaway PostgreSQL server is started by the platform tests (initdb/pg_ctl).

@@ -37,7 +37,7 @@ from medrisk.analysis.axml import (
     to_xml,
 )
 from medrisk.analysis.errors import AnalysisError
-from tests.conftest import corpus_apks
+from tests.conftest import corpus_apks, require_tool
 
 # ---------------------------------------------------------------------------
 # shared helpers: corpus access and aapt
@@ -66,8 +66,7 @@ def aapt(*args: str) -> tuple[int, str]:
 def aapt_all(*args: str) -> dict[str, tuple[int, str]]:
     """``aapt dump ARGS...`` for the whole corpus, in a thread pool; ``{apk}`` in ARGS
     is replaced by the APK path (appended when absent)."""
-    if AAPT is None:
-        pytest.skip("aapt not installed")
+    require_tool("aapt")
     if "{apk}" not in args:
         args = (*args, "{apk}")
 

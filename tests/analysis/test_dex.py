@@ -29,8 +29,8 @@ from medrisk.analysis.errors import AnalysisError
 from tests.conftest import CORPUS, corpus_apks
 
 DEXDUMP = shutil.which("dexdump") or "/usr/bin/dexdump"
-needs_dexdump = pytest.mark.skipif(not Path(DEXDUMP).exists(), reason="dexdump not installed")
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="APK corpus not available")
+needs_dexdump = pytest.mark.usefixtures("require_dexdump")  # fails with an install hint when missing
+needs_corpus = pytest.mark.usefixtures("corpus_dir")  # fails when the corpus is missing
 
 
 # ======================================================================================

@@ -16,11 +16,10 @@ from hypothesis import strategies as st
 
 from medrisk.analysis.container import open_container
 from medrisk.analysis.native import analyse_elf, native_facts
-from tests.conftest import corpus_apks
+from tests.conftest import corpus_apks, require_tool
 
 READELF = shutil.which("readelf")
-GCC = shutil.which("gcc")
-needs_readelf = pytest.mark.skipif(READELF is None, reason="binutils readelf not installed")
+needs_readelf = pytest.mark.usefixtures("require_readelf")  # fails with an install hint when missing
 
 # ---------------------------------------------------------------------------
 # A small ELF writer (shared objects with a dynamic section)
@@ -441,8 +440,7 @@ CORPUS_LIBS = _corpus_libs()
 
 @needs_readelf
 def test_corpus_libraries_match_readelf(tmp_path):
-    if not CORPUS_LIBS:
-        pytest.skip("no native libraries in the corpus")
+    assert CORPUS_LIBS, "no native libraries in the corpus"
     checked = 0
     for apk, name, data in CORPUS_LIBS:
         if not data.startswith(b"\x7fELF"):
@@ -456,8 +454,7 @@ def test_corpus_libraries_match_readelf(tmp_path):
 def test_corpus_native_facts():
     apks = {p.name: p for p in corpus_apks()}
     for name in ("DamnVulnerableBank.apk", "mastg-HelloWorld-JNI.apk", "UnCrackable-Level3.apk"):
-        if name not in apks:
-            pytest.skip(f"{name} not in corpus")
+        assert name in apks, f"{name} missing from the corpus"
         facts = native_facts(open_container(apks[name].read_bytes()))
         assert facts.libraries, name
         for lib in facts.libraries:
@@ -470,19 +467,18 @@ def test_corpus_native_facts():
 
 
 def _system_libs(limit: int = 25) -> list[Path]:
+    """A sample of the host's shared libraries, always including libc (present on every Debian)."""
     root = Path("/usr/lib/x86_64-linux-gnu")
-    if not root.is_dir():
-        return []
     libs = sorted(p for p in root.glob("lib*.so*") if p.is_file() and not p.is_symlink())
     step = max(1, len(libs) // limit)
-    return libs[::step][:limit]
+    libc = {p.resolve() for p in Path("/").glob("*lib*/*-linux-gnu*/libc.so.6")}
+    return sorted({*libs[::step][:limit], *libc})
 
 
 @needs_readelf
 def test_system_libraries_match_readelf(tmp_path):
     libs = _system_libs()
-    if not libs:
-        pytest.skip("no system libraries")
+    assert any(p.name.startswith("libc.so") for p in libs), "libc.so.6 not found under /lib/*-linux-gnu"
     for p in libs:
         data = p.read_bytes()
         if data.startswith(b"\x7fELF"):
@@ -490,7 +486,6 @@ def test_system_libraries_match_readelf(tmp_path):
 
 
 @needs_readelf
-@pytest.mark.skipif(GCC is None, reason="gcc not installed")
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
@@ -516,12 +511,9 @@ def test_gcc_built_libraries(flags, expected, tmp_path):
         " memcpy(o, b, strlen(b) % 8); return (int)strlen(o); }\n"
     )
     out = tmp_path / "libt.so"
-    r = subprocess.run([GCC, "-shared", "-fPIC", *flags, str(src), "-o", str(out)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"gcc failed: {r.stderr[:200]!r}")
+    r = subprocess.run([require_tool("gcc"), "-shared", "-fPIC", *flags, str(src), "-o", str(out)], capture_output=True)
+    assert r.returncode == 0, f"gcc failed: {r.stderr[:200]!r}"
     got = assert_matches_readelf(out.read_bytes(), tmp_path, "check.so")
-    if "-Wl,-z,execstack" in flags and got["nx"]:
-        pytest.skip("linker ignored -z execstack")
     assert {k: got[k] for k in expected} == expected
 
 

@@ -35,5 +35,9 @@ class OpenSSL:
 @pytest.fixture(scope="session")
 def openssl() -> OpenSSL:
     if OPENSSL_VERSION is None or not OPENSSL_VERSION.startswith("OpenSSL 3."):
-        pytest.skip(f"needs the OpenSSL 3 command line (found: {OPENSSL_VERSION})")
+        pytest.fail(
+            f"the crypto cross-checks need the OpenSSL 3 command line (found: {OPENSSL_VERSION}): "
+            "apt-get install openssl (or run scripts/test.sh)",
+            pytrace=False,
+        )
     return OpenSSL()
