@@ -1,4 +1,4 @@
-"""`medrisk` subcommands of the platform: serve, db, audit, authcode, org, user, key.
+"""`medrisk` subcommands of the platform: serve, db, audit, authcode, gate, org, user, key.
 
 ``register(sub)`` adds them to the main parser (cli.py). Commands that need the
 database take ``--db URL`` (default ``$MEDRISK_DB_URL``, else SQLite in the data
@@ -241,6 +241,36 @@ def _user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate(args: argparse.Namespace) -> int:
+    """`medrisk gate check CODE --version V [--online URL | --status-list FILE|URL]` (docs/loop.md)."""
+    from medrisk.loop.gate_client import GateClient, StatusListError
+
+    code = args.code if args.code != "-" else sys.stdin.read().strip()
+    try:
+        if args.online:
+            decision = GateClient.online(args.online).check(code, args.version)
+        else:
+            client = GateClient(_public_keys(args).public_key)
+            src = args.status_list
+            if src and src.startswith(("http://", "https://")):
+                import httpx
+
+                client.load_status_list(httpx.get(src, timeout=10).content)
+            elif src:
+                client.load_status_list(Path(src).read_bytes())
+            else:
+                raise SystemExit("medrisk: give --online URL or --status-list FILE|URL")
+            decision = client.check(code, args.version)
+    except (StatusListError, OSError, ValueError) as exc:
+        print(f"medrisk: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(decision.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(f"{'ALLOW' if decision.allow else 'DENY'}: {decision.reason}")
+    return 0 if decision.allow else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from medrisk.platform.roles import OrgKind, Role
 
@@ -291,6 +321,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--region", help="6-digit region code")
     _common(o)
     o.set_defaults(func=_org)
+
+    g = sub.add_parser("gate", help="circuit-breaker gate: may this app connect? (online or signed status list)")
+    g.add_argument("action", choices=["check"])
+    g.add_argument("code", help="the authorisation code, or - to read it from standard input")
+    g.add_argument("--version", help="the app version connecting (x.y.z)")
+    g.add_argument("--online", metavar="URL", help="ask the platform at URL (e.g. http://127.0.0.1:8000)")
+    g.add_argument("--status-list", metavar="FILE|URL", help="decide offline from a signed status list")
+    g.add_argument("--public-key", help="platform public key PEM (from /.well-known/medrisk/platform-key.pem)")
+    g.add_argument("--json", action="store_true")
+    _common(g)
+    g.set_defaults(func=_gate)
 
     u = sub.add_parser("user", help="add a user, e.g. the first platform administrator")
     u.add_argument("action", choices=["add"])

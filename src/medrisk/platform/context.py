@@ -12,6 +12,7 @@ from medrisk.store.db import Database
 
 if TYPE_CHECKING:
     from medrisk.jobs.base import JobQueue
+    from medrisk.loop.engine import LoopService
     from medrisk.platform.scanning import ScanRunner
 
 
@@ -26,8 +27,11 @@ class Platform:
     # the address header trusted when behind a reverse proxy (None: use the socket peer)
     forwarded_header: str | None = None
     info: dict[str, str] = field(default_factory=dict)
+    loop: LoopService | None = None  # the closed loop (medrisk.loop): dispositions, gate, notifications
 
     def close(self) -> None:
+        if self.loop is not None:
+            self.loop.close()
         if self.jobs is not None:
             self.jobs.shutdown()
         if self.scan_runner is not None:

@@ -10,6 +10,7 @@ Finished scans are never updated: a rescan is a new scan.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import signal
@@ -151,6 +152,11 @@ def run_scan(ctx: Platform, scan_id: int) -> None:
         scan.rules_version = result["rules_version"]
         scan.score = float(result["risk"]["score"])
         scan.grade = result["risk"]["grade"]
+    if ctx.loop is not None:  # the closed loop: emit "scan graded" (idempotent per scan)
+        try:
+            ctx.loop.on_scan_done(scan_id)
+        except Exception:
+            logging.getLogger(__name__).exception("disposition of scan %s failed", scan_id)
 
 
 def requeue_unfinished(ctx: Platform) -> int:

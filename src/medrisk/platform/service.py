@@ -61,6 +61,9 @@ def build(cfg: ServiceConfig) -> Platform:
     )
     ctx.jobs.register("scan", lambda scan_id: scanning.run_scan(ctx, int(scan_id)))
     ctx.jobs.register("audit.housekeeping", lambda: housekeeping(ctx))
+    from medrisk.loop.engine import register as register_loop
+
+    register_loop(ctx)  # disposition engine, gate, notifications (jobs loop.deliver, loop.tick)
     with ctx.db.session() as db:
         audit.ensure_head(db)
     return ctx
@@ -78,6 +81,11 @@ def start_background(ctx: Platform, interval_seconds: float = 600.0) -> Periodic
     scanning.requeue_unfinished(ctx)
     periodic = Periodic(interval_seconds, [("audit.housekeeping", lambda: housekeeping(ctx))])
     periodic.start()
+    if ctx.loop is not None:
+        import threading
+
+        threading.Thread(target=ctx.loop.gate.warm, name="medrisk-gate-warm", daemon=True).start()
+        ctx.loop.start()  # APScheduler: deadlines and notification retries, gate refresh
     return periodic
 
 

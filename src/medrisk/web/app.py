@@ -38,7 +38,15 @@ def _error(
 
 
 def create_app(ctx: Platform) -> FastAPI:
-    from medrisk.web import routes_admin, routes_auth, routes_filings, routes_orgs, routes_public, routes_versions
+    from medrisk.web import (
+        routes_admin,
+        routes_auth,
+        routes_filings,
+        routes_loop,
+        routes_orgs,
+        routes_public,
+        routes_versions,
+    )
 
     app = FastAPI(title="MedRisk platform", version=__version__, description=DESCRIPTION)
     app.state.platform = ctx
@@ -66,6 +74,7 @@ def create_app(ctx: Platform) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return _error(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
 
-    for module in (routes_auth, routes_orgs, routes_filings, routes_versions, routes_admin, routes_public):
+    for module in (routes_auth, routes_orgs, routes_filings, routes_versions, routes_admin, routes_public, routes_loop):
         app.include_router(module.router)
+    app.add_middleware(routes_loop.GateFastPath)  # gate decisions from memory before routing
     return app

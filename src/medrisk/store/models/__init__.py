@@ -12,6 +12,7 @@ from medrisk.store.models.identity import (
     PasswordHistory,
     User,
 )
+from medrisk.store.models.loop import DeliveryAttempt, Disposition, LoopEvent, Notification, NotifyEndpoint, Transition
 from medrisk.store.models.scans import Scan, Version
 
 __all__ = [
@@ -32,5 +33,11 @@ __all__ = [
     "Setting",
     "User",
     "Version",
+    "DeliveryAttempt",
+    "Disposition",
+    "LoopEvent",
+    "Notification",
+    "NotifyEndpoint",
+    "Transition",
     "utcnow",
 ]
