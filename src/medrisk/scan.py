@@ -66,13 +66,19 @@ class Scanner:
                     f"{self.options.privacy_policy}: cannot read the privacy policy: {exc.strerror}"
                 ) from exc
 
-    def scan_bytes(self, data: bytes, name: str) -> dict[str, Any]:
+    def scan_bytes(
+        self, data: bytes, name: str, *, policy_text: str | None = None, policy_source: str | None = None
+    ) -> dict[str, Any]:
+        """``policy_text`` (with its ``policy_source``) replaces the options' privacy policy for this scan."""
+        if policy_text is None:
+            policy_text = self.policy_text
+            policy_source = str(self.options.privacy_policy) if self.options.privacy_policy else None
         doc = analyse_apk(
             data,
             name,
             self.options.limits,
-            policy_text=self.policy_text,
-            policy_source=str(self.options.privacy_policy) if self.options.privacy_policy else None,
+            policy_text=policy_text,
+            policy_source=policy_source,
             app_type=self.options.app_type,
         )
         return self.evaluate(doc)

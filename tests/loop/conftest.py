@@ -47,7 +47,7 @@ class StubRunner:
     def __init__(self) -> None:
         self.grades: dict[str, str] = {}
 
-    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]:
+    def run(self, path: Path, name: str, app_type: str | None, policy: Path | None = None) -> dict[str, Any]:
         grade = self.grades.get(name, "A")
         score = {"A": 95.0, "B": 80.0, "C": 40.0}[grade]
         return {

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from medrisk.platform import audit, authcode, versioning
 from medrisk.platform.context import Platform
-from medrisk.platform.errors import Conflict, Forbidden, Invalid
+from medrisk.platform.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from medrisk.platform.principal import Principal
 from medrisk.platform.roles import INSTITUTION_KINDS, Perm
 from medrisk.platform.scope import get_visible, scoped
 from medrisk.privacy.inventory import resolve_app_type
-from medrisk.store.models import Filing, FilingRevision, Organisation, utcnow
+from medrisk.store.blobs import StoredBlob
+from medrisk.store.models import Filing, FilingRevision, Organisation, Version, utcnow
 
 FIELDS = (
     "name",
@@ -265,3 +266,116 @@ def pin_certificates(ctx: Platform, db: Session, f: Filing, certs: list[str], p:
         target=f"filing:{f.id}",
         details={"certificates": f.signing_certificates},
     )
+
+
+# --- the privacy-policy file ------------------------------------------------------------------------
+
+POLICY_MAX_BYTES = 2 * 1024 * 1024
+POLICY_TYPES = ("text/html", "text/plain")
+POLICY_CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030"}
+
+
+def _policy_media_type(content_type: str | None) -> tuple[str, str | None]:
+    """``(media type, declared charset)`` of an upload's Content-Type, or 422 naming the problem."""
+    media, _, params = (content_type or "").partition(";")
+    media = media.strip().lower()
+    if media not in POLICY_TYPES:
+        raise Invalid(
+            f"unsupported privacy-policy type {media or '(none)'!r}: send HTML (text/html) or plain text (text/plain)",
+            field="file",
+            code="unsupported_type",
+        )
+    charset = None
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            if charset not in POLICY_CHARSETS:
+                raise Invalid(
+                    f"unsupported privacy-policy encoding {charset!r}: send UTF-8 or GB18030",
+                    field="file",
+                    code="unsupported_encoding",
+                )
+            charset = POLICY_CHARSETS[charset]
+    return media, charset
+
+
+def _policy_encoding(data: bytes, declared: str | None) -> str:
+    """The text's encoding (UTF-8 or GB18030), or 422: binary data and other encodings are refused."""
+    if b"\x00" in data:
+        raise Invalid("the privacy policy is not text (it contains NUL bytes)", field="file", code="not_text")
+    for enc in [declared] if declared else ["utf-8", "gb18030"]:
+        try:
+            data.decode("utf-8-sig" if enc == "utf-8" else enc)
+        except UnicodeDecodeError:
+            continue
+        return enc
+    raise Invalid(
+        f"the privacy policy is not valid {declared.upper() if declared else 'UTF-8 or GB18030'} text",
+        field="file",
+        code="unsupported_encoding",
+    )
+
+
+def prepare_policy_upload(
+    ctx: Platform, p: Principal, filing_id: int, content_type: str | None, length: int | None
+) -> int:
+    """Check the caller may change this filing and the declared type and size; returns the size limit."""
+    p.require(Perm.FILING_WRITE)
+    with ctx.db.session() as db:
+        get_visible(db, p, Filing, filing_id, "filing")
+    _policy_media_type(content_type)
+    if length is not None and length > POLICY_MAX_BYTES:
+        raise TooLarge(
+            f"the privacy policy is {length} bytes; the limit is {POLICY_MAX_BYTES} bytes (2 MB)", field="file"
+        )
+    return POLICY_MAX_BYTES
+
+
+def _blob_in_use(db: Session, sha256: str) -> bool:
+    return (
+        db.scalar(select(Version.id).where(Version.sha256 == sha256).limit(1)) is not None
+        or db.scalar(select(Filing.id).where(Filing.privacy_policy_sha256 == sha256).limit(1)) is not None
+    )
+
+
+def attach_privacy_policy(
+    ctx: Platform, p: Principal, filing_id: int, blob: StoredBlob, content_type: str | None
+) -> Filing:
+    """Attach (or replace) the filing's privacy-policy file; scans of its versions then check it."""
+    p.require(Perm.FILING_WRITE)
+    with ctx.db.session() as db:
+        f = get_visible(db, p, Filing, filing_id, "filing")
+        try:
+            media, declared = _policy_media_type(content_type)
+            if blob.size == 0:
+                raise Invalid("the request body is empty: send the privacy-policy file as the body", field="file")
+            encoding = _policy_encoding(ctx.blobs.read(blob.sha256), declared)
+        except Invalid:
+            if not _blob_in_use(db, blob.sha256):
+                ctx.blobs.delete(blob.sha256)
+            raise
+        previous = f.privacy_policy_sha256
+        f.privacy_policy_sha256 = blob.sha256
+        f.privacy_policy_size = blob.size
+        f.privacy_policy_media_type = f"{media}; charset={encoding}"
+        f.privacy_policy_uploaded_at = f.updated_at = utcnow()
+        db.flush()  # the previous file stays in the blob store: earlier scans and the audit log name it
+        audit.record(
+            ctx.keys,
+            db,
+            "filing.privacy_policy_uploaded",
+            actor=p,
+            org_id=f.org_id,
+            target=f"filing:{f.id}",
+            details={"sha256": blob.sha256, "size": blob.size, "media_type": media, "previous_sha256": previous},
+        )
+        return f
+
+
+def privacy_policy(ctx: Platform, db: Session, p: Principal, filing_id: int) -> tuple[bytes, str]:
+    """The filing's privacy-policy file and its media type (404 when none was uploaded)."""
+    f = get_filing(db, p, filing_id)
+    if not f.privacy_policy_sha256:
+        raise NotFound(f"filing {filing_id} has no privacy-policy file")
+    return ctx.blobs.read(f.privacy_policy_sha256), f.privacy_policy_media_type or "text/plain"

@@ -24,22 +24,31 @@ from medrisk.analysis.errors import AnalysisError
 from medrisk.analysis.limits import Limits
 from medrisk.crypto import sm3_hex
 from medrisk.platform.context import Platform
+from medrisk.privacy.policy import decode as decode_policy
 from medrisk.scan import Scanner, ScanOptions, failure
 from medrisk.store.models import Filing, Scan, Version, utcnow
 
 
 class ScanRunner(Protocol):
-    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]: ...
+    def run(self, path: Path, name: str, app_type: str | None, policy: Path | None = None) -> dict[str, Any]:
+        """``policy``: the filing's privacy-policy file (HTML or text), checked instead of one in the package."""
+        ...
 
     def close(self) -> None: ...
 
 
-def _scan_file(scanners: dict[str | None, Scanner], path: Path, name: str, app_type: str | None) -> dict[str, Any]:
+def _scan_file(
+    scanners: dict[str | None, Scanner], path: Path, name: str, app_type: str | None, policy: Path | None = None
+) -> dict[str, Any]:
     scanner = scanners.get(app_type)
     if scanner is None:
         scanner = scanners[app_type] = Scanner(ScanOptions(app_type=app_type))
     try:
-        return scanner.scan_bytes(Path(path).read_bytes(), name)
+        if policy is None:
+            return scanner.scan_bytes(Path(path).read_bytes(), name)
+        text = decode_policy(Path(policy).read_bytes())
+        source = f"filing privacy-policy file (sha256 {Path(policy).name})"
+        return scanner.scan_bytes(Path(path).read_bytes(), name, policy_text=text, policy_source=source)
     except AnalysisError as exc:
         return failure(name, exc.code, exc.message)
     except MemoryError:
@@ -55,9 +64,9 @@ class ThreadScanRunner:
         self._lock = threading.Lock()
         self._scanners: dict[str | None, Scanner] = {}
 
-    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]:
+    def run(self, path: Path, name: str, app_type: str | None, policy: Path | None = None) -> dict[str, Any]:
         with self._lock:
-            return _scan_file(self._scanners, path, name, app_type)
+            return _scan_file(self._scanners, path, name, app_type, policy)
 
     def close(self) -> None:
         pass
@@ -83,10 +92,12 @@ def _init_worker(memory_bytes: int) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
 
 
-def _worker_scan(path: str, name: str, app_type: str | None, timeout: float) -> dict[str, Any]:
+def _worker_scan(
+    path: str, name: str, app_type: str | None, timeout: float, policy: str | None = None
+) -> dict[str, Any]:
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        return _scan_file(_WORKER_SCANNERS, Path(path), name, app_type)
+        return _scan_file(_WORKER_SCANNERS, Path(path), name, app_type, Path(policy) if policy else None)
     except _Timeout:
         return failure(name, "timeout", f"scan exceeded the time limit of {timeout:g} s")
     finally:
@@ -103,8 +114,10 @@ class ProcessScanRunner:
             initargs=(self.limits.memory_bytes,),
         )
 
-    def run(self, path: Path, name: str, app_type: str | None) -> dict[str, Any]:
-        fut = self._pool.submit(_worker_scan, str(path), name, app_type, self.limits.timeout_seconds)
+    def run(self, path: Path, name: str, app_type: str | None, policy: Path | None = None) -> dict[str, Any]:
+        fut = self._pool.submit(
+            _worker_scan, str(path), name, app_type, self.limits.timeout_seconds, str(policy) if policy else None
+        )
         try:
             return fut.result()
         except Exception as exc:  # the worker died (killed, out of memory outside Python)
@@ -128,9 +141,13 @@ def run_scan(ctx: Platform, scan_id: int) -> None:
         assert version is not None and filing is not None
         scan.status, scan.started_at = "running", utcnow()
         sha, name, app_type = version.sha256, version.file_name, filing.app_type
+        policy_sha = filing.privacy_policy_sha256
     assert ctx.scan_runner is not None
     try:
-        result = ctx.scan_runner.run(ctx.blobs.path(sha), name, app_type)
+        if policy_sha:  # the filing's privacy-policy file is checked (it wins over one in the package)
+            result = ctx.scan_runner.run(ctx.blobs.path(sha), name, app_type, ctx.blobs.path(policy_sha))
+        else:
+            result = ctx.scan_runner.run(ctx.blobs.path(sha), name, app_type)
     except OSError as exc:
         result = failure(name, "blob_missing", exc.strerror or "package file missing")
     with ctx.db.session() as db:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from medrisk.platform import authcode, filings
 from medrisk.platform.context import Platform
+from medrisk.platform.errors import TooLarge
+from medrisk.store.blobs import BlobTooLarge
 from medrisk.store.models import AuthCode, Filing, FilingRevision
 from medrisk.web.common import ERRORS
 from medrisk.web.deps import Caller, Ctx, Id
@@ -18,6 +21,7 @@ from medrisk.web.schemas import (
     FilingIn,
     FilingOut,
     FilingPatch,
+    PrivacyPolicyFileOut,
     ReissueIn,
     ReviewIn,
     RevisionOut,
@@ -30,8 +34,18 @@ CodeId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
 
 
 def filing_out(ctx: Platform, f: Filing) -> FilingOut:
-    data = {k: getattr(f, k) for k in FilingOut.model_fields if k != "contacts"}
-    return FilingOut.model_validate({**data, "contacts": filings.decrypt_contacts(ctx, f.id, f.contacts_enc)})
+    data = {k: getattr(f, k) for k in FilingOut.model_fields if k not in ("contacts", "privacy_policy_file")}
+    policy = None
+    if f.privacy_policy_sha256:
+        policy = PrivacyPolicyFileOut(
+            sha256=f.privacy_policy_sha256,
+            size=f.privacy_policy_size or 0,
+            media_type=f.privacy_policy_media_type or "text/plain",
+            uploaded_at=f.privacy_policy_uploaded_at or f.updated_at,
+        )
+    return FilingOut.model_validate(
+        {**data, "privacy_policy_file": policy, "contacts": filings.decrypt_contacts(ctx, f.id, f.contacts_enc)}
+    )
 
 
 def revision_out(r: FilingRevision) -> RevisionOut:
@@ -81,6 +95,54 @@ def update_filing(filing_id: Id, body: FilingPatch, ctx: Ctx, p: Caller) -> Fili
         data = _dump(body)
         data.pop("org_id", None)
         return filing_out(ctx, filings.update_filing(ctx, db, p, filing_id, data))
+
+
+_TEXT = {"schema": {"type": "string"}}
+POLICY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the privacy-policy file itself (HTML or plain text, UTF-8 or GB18030, at most 2 MB)",
+        "content": {"text/html": _TEXT, "text/plain": _TEXT},
+    }
+}
+
+
+@router.put(
+    "/filings/{filing_id}/privacy-policy",
+    response_model=FilingOut,
+    openapi_extra=POLICY_BODY,
+    summary="Attach or replace the privacy-policy file (scans of the filing's releases check it)",
+)
+async def put_privacy_policy(filing_id: Id, request: Request, ctx: Ctx, p: Caller) -> FilingOut:
+    content_type = request.headers.get("content-type")
+    length = request.headers.get("content-length")
+    declared = int(length) if length and length.isdigit() else None
+    limit = await run_in_threadpool(filings.prepare_policy_upload, ctx, p, filing_id, content_type, declared)
+    try:
+        blob = await ctx.blobs.put_stream(request.stream(), limit)
+    except BlobTooLarge:
+        raise TooLarge(f"the privacy policy is larger than the limit of {limit} bytes (2 MB)", field="file") from None
+    f = await run_in_threadpool(filings.attach_privacy_policy, ctx, p, filing_id, blob, content_type)
+    return filing_out(ctx, f)
+
+
+@router.get(
+    "/filings/{filing_id}/privacy-policy",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the privacy-policy file as uploaded",
+            "content": {"text/html": _TEXT, "text/plain": _TEXT},
+        }
+    },
+    summary="The filing's privacy-policy file",
+)
+def get_privacy_policy(filing_id: Id, ctx: Ctx, p: Caller) -> Response:
+    with ctx.db.session() as db:
+        data, media_type = filings.privacy_policy(ctx, db, p, filing_id)
+    # served as a download, never rendered in the platform's origin
+    headers = {"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
+    return Response(content=data, media_type=media_type, headers=headers)
 
 
 @router.get(

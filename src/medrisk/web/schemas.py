@@ -246,6 +246,13 @@ class ContactOut(Out):
     role: str
 
 
+class PrivacyPolicyFileOut(BaseModel):
+    sha256: str
+    size: int
+    media_type: str
+    uploaded_at: datetime
+
+
 class FilingOut(Out):
     id: int
     org_id: int
@@ -255,6 +262,9 @@ class FilingOut(Out):
     app_type: str
     current_version: str
     privacy_policy_url: str
+    privacy_policy_file: PrivacyPolicyFileOut | None = Field(
+        None, description="the uploaded privacy-policy file (PUT /filings/{id}/privacy-policy), if any"
+    )
     channels: list[dict[str, Any]]
     sdks: list[dict[str, Any]]
     contacts: list[ContactOut]

@@ -25,6 +25,11 @@ class Filing(Base):
     app_type: Mapped[str] = mapped_column(String(64))
     current_version: Mapped[str] = mapped_column(String(64))
     privacy_policy_url: Mapped[str] = mapped_column(Text)
+    # the uploaded privacy-policy file (HTML or text), a blob by SHA-256; media type with its charset
+    privacy_policy_sha256: Mapped[str | None] = mapped_column(String(64))
+    privacy_policy_size: Mapped[int | None] = mapped_column(Integer)
+    privacy_policy_media_type: Mapped[str | None] = mapped_column(String(64))
+    privacy_policy_uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     channels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     sdks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     contacts_enc: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # values are ciphertexts
