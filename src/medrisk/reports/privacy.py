@@ -60,29 +60,18 @@ SOURCE = {
     "sdk": {"zh": "SDK", "en": "SDK"},
     "app_type": {"zh": "应用类型", "en": "app type"},
 }
-CATEGORY = {
-    "analytics": {"zh": "统计分析", "en": "Analytics"},
-    "ads": {"zh": "广告", "en": "Advertising"},
-    "push": {"zh": "消息推送", "en": "Push"},
-    "payment": {"zh": "支付", "en": "Payment"},
-    "location": {"zh": "定位与地图", "en": "Location and maps"},
-    "social_login": {"zh": "社交登录与分享", "en": "Social login"},
-    "crash_reporting": {"zh": "崩溃监控", "en": "Crash reporting"},
-    "hot_fix": {"zh": "热修复", "en": "Hot-fix"},
-    "hardening": {"zh": "加固", "en": "Hardening"},
-    "im_rtc": {"zh": "即时通信与音视频", "en": "Messaging / RTC"},
-    "device_fingerprint": {"zh": "设备指纹与风控", "en": "Device fingerprinting"},
-    "device_identifier": {"zh": "设备标识", "en": "Device identifier"},
-    "identity_verification": {"zh": "身份认证", "en": "Identity verification"},
-    "health": {"zh": "健康数据", "en": "Health data"},
-    "speech": {"zh": "语音识别", "en": "Speech"},
-    "webview": {"zh": "浏览器内核", "en": "Browser engine"},
-}
 VERDICT_COLOUR = {"pass": "#1b7f3b", "fail": "#b3261e", "not_applicable": "#666"}
 
 
 def _l(key: str, lang: str) -> str:
     return LABELS[key]["en" if lang == "en" else "zh"]
+
+
+def _categories() -> dict[str, dict[str, str]]:
+    """SDK category names come from the SDK database itself (one source of truth)."""
+    from medrisk.privacy.sdks import load_database
+
+    return load_database().categories
 
 
 def _t(table: dict[str, dict[str, str]], key: str, lang: str) -> str:
@@ -165,7 +154,7 @@ def table_lines(result: dict[str, Any], lang: str = "zh") -> list[str]:
     for s in detected:
         name = s.get("name") if lang != "en" else s.get("name_en") or s.get("name")
         weak = "" if s.get("confirmed", True) else f"  ({_l('domain_only', lang)})"
-        out.append(f"  - {name} [{_t(CATEGORY, s.get('category', ''), lang)}] {s.get('vendor', '')}{weak}")
+        out.append(f"  - {name} [{_t(_categories(), s.get('category', ''), lang)}] {s.get('vendor', '')}{weak}")
         out.append(f"      {_l('evidence', lang)}: " + "; ".join(_sdk_evidence(s, lang)))
         out.append(f"      {_l('collects', lang)}: {_collects(s.get('collects') or [], names, lang)}")
 
@@ -239,7 +228,7 @@ def html_section(result: dict[str, Any], lang: str = "zh") -> str:
             ev = "<br>".join(f"<code>{e(x)}</code>" for x in _sdk_evidence(s, lang))
             parts.append(
                 f"<tr><td>{e(str(name))}{weak}</td><td>{e(str(s.get('vendor', '')))}</td>"
-                f"<td>{e(_t(CATEGORY, s.get('category', ''), lang))}</td><td>{ev}</td>"
+                f"<td>{e(_t(_categories(), s.get('category', ''), lang))}</td><td>{ev}</td>"
                 f"<td>{e(_collects(s.get('collects') or [], names, lang))}</td></tr>"
             )
         parts.append("</table>")

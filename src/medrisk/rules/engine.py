@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from medrisk.analysis import skeleton
 from medrisk.rules import celexpr as cel
 from medrisk.rules.model import Evidence, Finding, Rule
 
@@ -35,7 +36,8 @@ _ITEM = re.compile(r"(?<![\w.])item\b")
 _SIMPLE_PATH = re.compile(r"^[a-z_]+(\.[a-z_][a-z0-9_]*)*$")
 
 
-def _strip_strings(expr: str) -> str:
+def strip_strings(expr: str) -> str:
+    """The expression with its string literals emptied (so names inside strings are not read)."""
     return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", expr)
 
 
@@ -65,10 +67,8 @@ def _conjuncts(expr: str) -> list[str]:
 
 
 _ITEM_FIELD = re.compile(r"\bitem\.(\w+)")
-_ROOT = re.compile(
-    r"(?<![\w.'\"])(container|manifest|network_security_config|signing|code|strings|native|resources|"
-    r"sdks|privacy|file|same_method_calls)\b"
-)
+_ROOTS = "|".join(sorted(skeleton.ROOTS))  # the indicator document's top-level names
+_ROOT = re.compile(rf"(?<![\w.'\"])({_ROOTS}|same_method_calls)\b")
 
 
 def api_prefilter(rule: Rule) -> Any | None:
@@ -83,7 +83,7 @@ def api_prefilter(rule: Rule) -> Any | None:
     only_api = [
         c
         for c in _conjuncts(rule.condition)
-        if set(_ITEM_FIELD.findall(c)) == {"api"} and not _ROOT.search(_strip_strings(c))
+        if set(_ITEM_FIELD.findall(c)) == {"api"} and not _ROOT.search(strip_strings(c))
     ]
     return cel.compile(" && ".join(f"({c})" for c in only_api)) if only_api else None
 
@@ -114,11 +114,11 @@ class Engine:
             if each:
                 # conjuncts that do not read `item` are document-level guards: evaluated once per scan
                 parts = _conjuncts(r.condition)
-                guards = [c for c in parts if not _ITEM.search(_strip_strings(c))]
+                guards = [c for c in parts if not _ITEM.search(strip_strings(c))]
                 if guards and len(guards) < len(parts):
                     guard = cel.compile(" && ".join(f"({c})" for c in guards))
                     condition = " && ".join(f"({c})" for c in parts if c not in guards)
-            item_only = bool(each) and not _ROOT.search(_strip_strings(condition))
+            item_only = bool(each) and not _ROOT.search(strip_strings(condition))
             main = condition
             self._compiled[r.id] = _Compiled(
                 cel.compile(main),
@@ -263,14 +263,11 @@ def _format(template: str, item: dict[str, Any]) -> str | None:
         return None
 
 
-_PATH = re.compile(
-    r"(?<![\w.\"'])((?:container|manifest|network_security_config|signing|code|strings|native|"
-    r"resources|sdks|file)(?:\.[a-z_][a-z0-9_]*\b(?!\s*\())+)"
-)
+_PATH = re.compile(rf"(?<![\w.\"'])((?:{_ROOTS})(?:\.[a-z_][a-z0-9_]*\b(?!\s*\())+)")
 
 
 def _paths(expr: str) -> list[str]:
-    stripped = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", expr)
+    stripped = strip_strings(expr)
     seen: list[str] = []
     for m in _PATH.finditer(stripped):
         p = m.group(1)

@@ -16,6 +16,7 @@ import yaml
 
 from medrisk.analysis import skeleton
 from medrisk.rules import celexpr as cel
+from medrisk.rules.engine import strip_strings
 from medrisk.rules.model import SEVERITIES, Rule, RuleTest, Text
 
 LIBRARY = Path(__file__).parent / "library"
@@ -241,7 +242,7 @@ def parse_rule(doc: _Doc) -> tuple[Rule | None, list[str]]:
 def check_names(expr: str, each: str | None) -> list[str]:
     """Unknown indicator names in a CEL expression (roots and item fields)."""
     problems = []
-    stripped = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", expr)
+    stripped = strip_strings(expr)
     for m in PATH_RE.finditer(stripped):
         root, rest = m.group(1), m.group(2).lstrip(".").split(".")
         if root == "item" and each:
