@@ -2,6 +2,7 @@
 
 from medrisk.store.models.audit import AuditCheckpoint, AuditEntry, AuditHead, Setting
 from medrisk.store.models.base import Base, utcnow
+from medrisk.store.models.channels import Channel, ChannelCrawl, ChannelListing, ChannelVerdict, ListingObservation
 from medrisk.store.models.filing import AuthCode, Filing, FilingRevision
 from medrisk.store.models.identity import (
     Alert,
@@ -13,6 +14,15 @@ from medrisk.store.models.identity import (
     User,
 )
 from medrisk.store.models.loop import DeliveryAttempt, Disposition, LoopEvent, Notification, NotifyEndpoint, Transition
+from medrisk.store.models.reports import (
+    PostureApp,
+    PostureIndexState,
+    PostureMonthly,
+    PostureRuleHit,
+    Report,
+    ReportDelivery,
+    ReportSubscription,
+)
 from medrisk.store.models.scans import Scan, Version
 
 __all__ = [
@@ -24,6 +34,11 @@ __all__ = [
     "AuthCode",
     "AuthSession",
     "Base",
+    "Channel",
+    "ChannelCrawl",
+    "ChannelListing",
+    "ChannelVerdict",
+    "ListingObservation",
     "Filing",
     "FilingRevision",
     "LoginAttempt",
@@ -39,5 +54,12 @@ __all__ = [
     "Notification",
     "NotifyEndpoint",
     "Transition",
+    "PostureApp",
+    "PostureIndexState",
+    "PostureMonthly",
+    "PostureRuleHit",
+    "Report",
+    "ReportDelivery",
+    "ReportSubscription",
     "utcnow",
 ]
