@@ -23,6 +23,15 @@ from medrisk.store.models.reports import (
     ReportDelivery,
     ReportSubscription,
 )
+from medrisk.store.models.reports import (
+    PostureApp,
+    PostureIndexState,
+    PostureMonthly,
+    PostureRuleHit,
+    Report,
+    ReportDelivery,
+    ReportSubscription,
+)
 from medrisk.store.models.scans import Scan, Version
 
 __all__ = [
@@ -54,6 +63,13 @@ __all__ = [
     "Notification",
     "NotifyEndpoint",
     "Transition",
+    "PostureApp",
+    "PostureIndexState",
+    "PostureMonthly",
+    "PostureRuleHit",
+    "Report",
+    "ReportDelivery",
+    "ReportSubscription",
     "PostureApp",
     "PostureIndexState",
     "PostureMonthly",
