@@ -44,10 +44,16 @@ def _embedded(cfg: ServiceConfig) -> bool:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from medrisk.jobs import logs
     from medrisk.platform import service
     from medrisk.web.app import create_app
 
-    cfg = _config(args, job_workers=args.workers, scan_runner="process")
+    logs.setup("web", args.log_format, args.log_level)
+    cfg = _config(args, job_workers=args.workers, scan_runner="process", jobs=_jobs_backend(args))
+    if cfg.jobs == "celery":
+        from medrisk.jobs.celery_backend import CeleryConfig
+
+        cfg.celery = CeleryConfig.from_env(args.broker)
     cfg.allow_generated_keystore_password = _embedded(cfg)
     if cfg.allow_generated_keystore_password:
         print(
@@ -70,12 +76,116 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    print(f"medrisk: {_jobs_status(ctx)}", file=sys.stderr, flush=True)
     try:
         uvicorn.run(create_app(ctx), host=args.host, port=args.port, log_level=args.log_level)
     finally:
         periodic.stop()
         ctx.close()
     return 0
+
+
+def _jobs_backend(args: argparse.Namespace) -> str:
+    from medrisk.platform.service import JOBS_ENV
+
+    jobs = args.jobs or os.environ.get(JOBS_ENV) or "thread"
+    if jobs not in ("thread", "celery"):
+        raise SystemExit(f"medrisk: --jobs {jobs}: expected thread or celery")
+    return jobs
+
+
+def _jobs_status(ctx: Any) -> str:
+    from medrisk.jobs.celery_backend import CeleryQueue
+
+    q = ctx.jobs
+    if not isinstance(q, CeleryQueue):
+        return "jobs run in this process (embedded; `--jobs celery` sends them to `medrisk worker` processes)"
+    problem = q.unavailable(max_age=0)
+    where = f"jobs go to Celery workers through {q.cfg.safe_broker()}"
+    if problem is None:
+        return f"{where}; workers alive: {', '.join(q.workers_alive())}"
+    return f"{where}, but {problem}; until then jobs run in this process"
+
+
+# --- worker, jobs --------------------------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from medrisk.jobs import worker
+
+    cfg = _config(args)
+    cfg.allow_generated_keystore_password = _embedded(cfg)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    return worker.run(
+        cfg,
+        broker_url=args.broker,
+        concurrency=args.concurrency,
+        queues=queues,
+        health_port=args.health_port,
+        health_host=args.health_host,
+        loglevel=args.log_level,
+        log_format=args.log_format,
+    )
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    """`medrisk jobs parked | retry ID | dismiss ID | status | rescan-all`."""
+    from medrisk.jobs import parking
+
+    cfg = _config(args, jobs=_jobs_backend(args), scan_runner="thread", migrate=False)
+    if cfg.jobs == "celery":
+        from medrisk.jobs.celery_backend import CeleryConfig
+
+        cfg.celery = CeleryConfig.from_env(args.broker)
+    if args.action == "parked":
+        from medrisk.store.db import Database
+
+        db = Database(cfg.url)
+        try:
+            rows = parking.list_parked(db, None if args.all else "parked")
+        finally:
+            db.dispose()
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=1))
+        for r in [] if args.json else rows:
+            payload = json.dumps(r["payload"])
+            print(f"{r['id']:>5}  {r['status']:<9} {r['name']:<18} {payload}  attempts {r['attempts']}")
+            print(f"       {r['parked_at']}  {r['error']}")
+        if not rows and not args.json:
+            print("no parked jobs")
+        return 0
+    from medrisk.platform import service
+
+    cfg.allow_generated_keystore_password = _embedded(cfg)
+    ctx = service.build(cfg)
+    try:
+        if args.action == "status":
+            print(_jobs_status(ctx))
+            if hasattr(ctx.jobs, "queue_depth"):
+                try:
+                    print("queued: " + ", ".join(f"{k} {v}" for k, v in ctx.jobs.queue_depth().items()))
+                except Exception as exc:
+                    print(f"queue depth unknown: {exc}")
+            return 0
+        if args.action == "rescan-all":
+            from medrisk.jobs.bulk import rescan_all
+
+            n = rescan_all(ctx)
+            print(f"{n} rescans queued on the bulk queue")
+            ctx.jobs.join(None if cfg.jobs == "thread" else 0)
+            return 0
+        if args.id is None:
+            raise SystemExit(f"medrisk: jobs {args.action} needs the parked job's id")
+        out = parking.resolve(ctx.db, ctx.jobs, args.id, args.action, "cli")
+        if out is None:
+            print(f"medrisk: no parked job {args.id}", file=sys.stderr)
+            return 1
+        print(json.dumps(out, ensure_ascii=False, indent=1) if args.json else f"parked job {args.id}: {out['status']}")
+        if args.action == "retry" and cfg.jobs == "thread":
+            ctx.jobs.join()  # in process: run it before exiting
+        return 0
+    finally:
+        ctx.close()
 
 
 def _safe_url(url: str) -> str:
@@ -284,7 +394,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=2, help="background scan workers")
     s.add_argument("--forwarded-header", help="trust this header for client addresses (behind a proxy)")
     s.add_argument("--log-level", default="info")
+    s.add_argument(
+        "--jobs", choices=["thread", "celery"], help="job backend (default $MEDRISK_JOBS, else thread: in process)"
+    )
+    s.add_argument("--broker", help="Redis URL of the Celery broker (default $MEDRISK_BROKER_URL)")
+    s.add_argument("--log-format", choices=["json", "text"], help="log lines (default $MEDRISK_LOG_FORMAT, else json)")
     s.set_defaults(func=_serve)
+
+    w = sub.add_parser("worker", help="run a Celery worker for the platform's jobs (scans, deliveries, ...)")
+    _common(w)
+    w.add_argument(
+        "--broker", help="Redis URL of the broker (default $MEDRISK_BROKER_URL, else redis://127.0.0.1:6379/0)"
+    )
+    w.add_argument("--concurrency", "-c", type=int, default=2, help="pool processes (default 2)")
+    w.add_argument("--queues", "-Q", default="interactive,default,bulk", help="queues, highest priority first")
+    w.add_argument("--health-port", type=int, help="serve /healthz, /readyz, /metrics on this port")
+    w.add_argument("--health-host", default="127.0.0.1")
+    w.add_argument("--log-level", default="info")
+    w.add_argument("--log-format", choices=["json", "text"], help="log lines (default $MEDRISK_LOG_FORMAT, else json)")
+    w.set_defaults(func=_worker)
+
+    j = sub.add_parser("jobs", help="parked jobs (retry, dismiss), queue status, bulk rescans")
+    j.add_argument("action", choices=["parked", "retry", "dismiss", "status", "rescan-all"])
+    j.add_argument("id", nargs="?", type=int, help="the parked job's id (retry, dismiss)")
+    j.add_argument("--all", action="store_true", help="parked: also those retried or dismissed")
+    j.add_argument("--jobs", choices=["thread", "celery"], help="job backend (default $MEDRISK_JOBS)")
+    j.add_argument("--broker", help="Redis URL of the broker (default $MEDRISK_BROKER_URL)")
+    j.add_argument("--json", action="store_true")
+    _common(j)
+    j.set_defaults(func=_jobs)
 
     d = sub.add_parser("db", help="database migrations (Alembic)")
     d.add_argument("action", choices=["upgrade", "current"])

@@ -107,21 +107,35 @@ def _worker_scan(
 class ProcessScanRunner:
     def __init__(self, workers: int = 1, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self._pool = ProcessPoolExecutor(
-            max_workers=max(1, workers),
+        self.workers = max(1, workers)
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=get_context("spawn"),  # fork is unsafe in a multi-threaded server
             initializer=_init_worker,
             initargs=(self.limits.memory_bytes,),
         )
 
     def run(self, path: Path, name: str, app_type: str | None, policy: Path | None = None) -> dict[str, Any]:
-        fut = self._pool.submit(
-            _worker_scan, str(path), name, app_type, self.limits.timeout_seconds, str(policy) if policy else None
-        )
+        from concurrent.futures.process import BrokenProcessPool
+
+        pool = self._pool
         try:
+            fut = pool.submit(
+                _worker_scan, str(path), name, app_type, self.limits.timeout_seconds, str(policy) if policy else None
+            )
             return fut.result()
-        except Exception as exc:  # the worker died (killed, out of memory outside Python)
+        except BrokenProcessPool as exc:  # the worker died (killed, out of memory outside Python)
+            with self._lock:  # a broken pool stays broken: start a new one for the next scans
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+                    pool.shutdown(wait=False, cancel_futures=True)
             return failure(name, "worker_failed", type(exc).__name__)
+        except Exception as exc:  # an analyser bug on this package: a result, like the CLI's
+            return failure(name, "internal_error", f"analyser failure ({type(exc).__name__}: {exc})")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -130,28 +144,66 @@ class ProcessScanRunner:
 # --- the job ----------------------------------------------------------------------------------------
 
 
+class ScanJobError(Exception):
+    """A failure of the job, not a finding about the package: retried, then the job is parked."""
+
+
+def _check_blob(ctx: Platform, sha: str) -> Path:
+    """The stored package, verified against its SHA-256 (another machine's copy may be missing or torn)."""
+    import hashlib
+
+    path = ctx.blobs.path(sha)
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:
+        raise ScanJobError(f"stored package {sha} unreadable: {exc.strerror or exc}") from exc
+    if h.hexdigest() != sha:
+        raise ScanJobError(f"stored package {sha} is corrupt (its SHA-256 is {h.hexdigest()})")
+    return path
+
+
 def run_scan(ctx: Platform, scan_id: int) -> None:
-    """Job ``scan``: analyse the version's package and store the result once."""
+    """Job ``scan``: analyse the version's package and store the result once.
+
+    Idempotent (jobs are delivered at least once): a scan already finished is not scanned
+    again, two concurrent runs store one result (the row is locked for the final write),
+    and the closed loop is told again (its event id ``scan:<id>`` makes that a no-op) in case
+    the run that finished died before telling it.
+    """
     with ctx.db.session() as db:
         scan = db.get(Scan, scan_id)
-        if scan is None or scan.status not in ("queued", "running"):
-            return  # done already (a retried job) or gone
-        version = db.get(Version, scan.version_id)
-        filing = db.get(Filing, scan.filing_id)
-        assert version is not None and filing is not None
-        scan.status, scan.started_at = "running", utcnow()
-        sha, name, app_type = version.sha256, version.file_name, filing.app_type
-        policy_sha = filing.privacy_policy_sha256
+        if scan is None:
+            return  # gone
+        if scan.status not in ("queued", "running"):
+            done = scan.status == "done"
+        else:
+            done = None
+            version = db.get(Version, scan.version_id)
+            filing = db.get(Filing, scan.filing_id)
+            assert version is not None and filing is not None
+            scan.status, scan.started_at = "running", utcnow()
+            sha, name, app_type = version.sha256, version.file_name, filing.app_type
+            policy_sha = filing.privacy_policy_sha256
+    if done is not None:  # finished already (a redelivered job)
+        if done:
+            _tell_loop(ctx, scan_id)
+        return
     assert ctx.scan_runner is not None
+    package = _check_blob(ctx, sha)
     try:
         if policy_sha:  # the filing's privacy-policy file is checked (it wins over one in the package)
-            result = ctx.scan_runner.run(ctx.blobs.path(sha), name, app_type, ctx.blobs.path(policy_sha))
+            result = ctx.scan_runner.run(package, name, app_type, ctx.blobs.path(policy_sha))
         else:
-            result = ctx.scan_runner.run(ctx.blobs.path(sha), name, app_type)
+            result = ctx.scan_runner.run(package, name, app_type)
     except OSError as exc:
         result = failure(name, "blob_missing", exc.strerror or "package file missing")
+    if result.get("error", {}).get("code") == "worker_failed":  # the scanner process died: retry the job
+        raise ScanJobError(f"scanner process died ({result['error'].get('message')})")
     with ctx.db.session() as db:
-        scan = db.get(Scan, scan_id)
+        scan = db.get(Scan, scan_id, with_for_update=True)  # one writer: a concurrent duplicate waits here
         assert scan is not None
         if scan.status != "running":
             return
@@ -169,11 +221,34 @@ def run_scan(ctx: Platform, scan_id: int) -> None:
         scan.rules_version = result["rules_version"]
         scan.score = float(result["risk"]["score"])
         scan.grade = result["risk"]["grade"]
+    _tell_loop(ctx, scan_id)
+
+
+def _tell_loop(ctx: Platform, scan_id: int) -> None:
     if ctx.loop is not None:  # the closed loop: emit "scan graded" (idempotent per scan)
         try:
             ctx.loop.on_scan_done(scan_id)
         except Exception:
             logging.getLogger(__name__).exception("disposition of scan %s failed", scan_id)
+
+
+def park_scan(ctx: Platform, scan_id: int, error: str) -> None:
+    """The scan job used up its attempts: the scan is failed with the job's error (and stays visible)."""
+    with ctx.db.session() as db:
+        scan = db.get(Scan, scan_id, with_for_update=True)
+        if scan is None or scan.status not in ("queued", "running"):
+            return
+        scan.status, scan.finished_at = "failed", utcnow()
+        scan.error_code = "job_parked"
+        scan.error_message = (error.splitlines() or ["job failed"])[0][:2000]
+
+
+def unpark_scan(ctx: Platform, scan_id: int) -> None:
+    """A person retries a parked scan job: the scan is queued again."""
+    with ctx.db.session() as db:
+        scan = db.get(Scan, scan_id, with_for_update=True)
+        if scan is not None and scan.status == "failed" and scan.error_code == "job_parked":
+            scan.status, scan.error_code, scan.error_message, scan.finished_at = "queued", None, None, None
 
 
 def requeue_unfinished(ctx: Platform) -> int:

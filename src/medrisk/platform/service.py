@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medrisk.crypto import self_test
 from medrisk.jobs import InlineQueue, Periodic, ThreadQueue
+from medrisk.jobs.parking import DbParking
 from medrisk.platform import audit, demo, scanning
 from medrisk.platform.context import Platform
 from medrisk.platform.keys import open_keys
@@ -17,6 +19,7 @@ from medrisk.store.db import Database, sqlite_url
 
 DB_ENV = "MEDRISK_DB_URL"
 DATA_ENV = "MEDRISK_DATA_DIR"
+JOBS_ENV = "MEDRISK_JOBS"  # thread (default) | celery
 
 
 @dataclass
@@ -24,9 +27,10 @@ class ServiceConfig:
     data_dir: Path = Path("medrisk-data")
     db_url: str | None = None
     key_dir: Path | None = None
-    jobs: str = "thread"  # thread | inline
+    jobs: str = "thread"  # thread | inline | celery (medrisk.jobs.celery_backend)
     job_workers: int = 2
-    scan_runner: str = "process"  # process | thread
+    scan_runner: str = "process"  # process | thread | worker (in a Celery pool process)
+    celery: Any = None  # CeleryConfig; None: from the environment (MEDRISK_BROKER_URL, ...)
     allow_generated_keystore_password: bool = False
     keystore_iterations: int | None = None
     migrate: bool = True
@@ -55,18 +59,52 @@ def build(cfg: ServiceConfig) -> Platform:
     ctx = Platform(
         db=Database(url), blobs=FilesystemBlobStore(cfg.data_dir / "blobs"), keys=keys, data_dir=cfg.data_dir
     )
-    ctx.jobs = InlineQueue() if cfg.jobs == "inline" else ThreadQueue(cfg.job_workers)
-    ctx.scan_runner = (
-        scanning.ProcessScanRunner(cfg.job_workers) if cfg.scan_runner == "process" else scanning.ThreadScanRunner()
-    )
-    ctx.jobs.register("scan", lambda scan_id: scanning.run_scan(ctx, int(scan_id)))
-    ctx.jobs.register("audit.housekeeping", lambda: housekeeping(ctx))
+    ctx.jobs = make_queue(cfg, ctx)
+    if cfg.scan_runner == "process":
+        ctx.scan_runner = scanning.ProcessScanRunner(cfg.job_workers)
+    elif cfg.scan_runner == "worker":
+        from medrisk.jobs.worker import WorkerScanRunner
+
+        ctx.scan_runner = WorkerScanRunner()
+    else:
+        ctx.scan_runner = scanning.ThreadScanRunner()
+    register_jobs(ctx)
     from medrisk.loop.engine import register as register_loop
 
     register_loop(ctx)  # disposition engine, gate, notifications (jobs loop.deliver, loop.tick)
     with ctx.db.session() as db:
         audit.ensure_head(db)
     return ctx
+
+
+def make_queue(cfg: ServiceConfig, ctx: Platform) -> Any:
+    """The job backend named by ``cfg.jobs`` (``celery``: Redis broker from ``cfg.celery`` or the environment)."""
+    parking = DbParking(ctx.db)  # parked jobs are kept in the database, whatever the backend
+    if cfg.jobs == "inline":
+        return InlineQueue(parking)
+    if cfg.jobs == "celery":
+        from medrisk.jobs.celery_backend import CeleryConfig, CeleryQueue
+
+        return CeleryQueue(cfg.celery or CeleryConfig.from_env(), parking)
+    if cfg.jobs != "thread":
+        raise ValueError(f"unknown job backend {cfg.jobs!r} (thread, inline or celery)")
+    return ThreadQueue(cfg.job_workers, parking)
+
+
+def register_jobs(ctx: Platform) -> None:
+    """The platform's own jobs. ``scan`` is a builder's upload or a requested rescan (queue
+    ``interactive``); ``scan.bulk`` is the same job for mass rescans (queue ``bulk``), so a
+    rule-library rescan of every app never holds up an upload."""
+    assert ctx.jobs is not None
+    scan_options: dict[str, Any] = {
+        "time_limit": 300.0,  # the scanner stops itself at 120 s; this is the backstop
+        "max_attempts": 3,
+        "on_park": lambda payload, error: scanning.park_scan(ctx, int(payload["scan_id"] or 0), error),
+        "on_unpark": lambda payload: scanning.unpark_scan(ctx, int(payload["scan_id"] or 0)),
+    }
+    ctx.jobs.register("scan", lambda scan_id: scanning.run_scan(ctx, int(scan_id)), queue="interactive", **scan_options)
+    ctx.jobs.register("scan.bulk", lambda scan_id: scanning.run_scan(ctx, int(scan_id)), queue="bulk", **scan_options)
+    ctx.jobs.register("audit.housekeeping", lambda: housekeeping(ctx), time_limit=1800.0)
 
 
 def housekeeping(ctx: Platform) -> None:

@@ -13,6 +13,7 @@ from medrisk.store.models.identity import (
     PasswordHistory,
     User,
 )
+from medrisk.store.models.jobs import ParkedJob
 from medrisk.store.models.loop import DeliveryAttempt, Disposition, LoopEvent, Notification, NotifyEndpoint, Transition
 from medrisk.store.models.reports import (
     PostureApp,
@@ -35,6 +36,7 @@ from medrisk.store.models.reports import (
 from medrisk.store.models.scans import Scan, Version
 
 __all__ = [
+    "ParkedJob",
     "Alert",
     "ApiToken",
     "AuditCheckpoint",
