@@ -24,16 +24,16 @@ from medrisk.store.models.reports import (
     ReportDelivery,
     ReportSubscription,
 )
-from medrisk.store.models.reports import (
-    PostureApp,
-    PostureIndexState,
-    PostureMonthly,
-    PostureRuleHit,
-    Report,
-    ReportDelivery,
-    ReportSubscription,
-)
 from medrisk.store.models.scans import Scan, Version
+from medrisk.store.models.trails import (
+    TrailBatch,
+    TrailCase,
+    TrailEvent,
+    TrailHead,
+    TrailIdentity,
+    TrailSource,
+    TrailViolation,
+)
 
 __all__ = [
     "ParkedJob",
@@ -65,13 +65,13 @@ __all__ = [
     "Notification",
     "NotifyEndpoint",
     "Transition",
-    "PostureApp",
-    "PostureIndexState",
-    "PostureMonthly",
-    "PostureRuleHit",
-    "Report",
-    "ReportDelivery",
-    "ReportSubscription",
+    "TrailBatch",
+    "TrailCase",
+    "TrailEvent",
+    "TrailHead",
+    "TrailIdentity",
+    "TrailSource",
+    "TrailViolation",
     "PostureApp",
     "PostureIndexState",
     "PostureMonthly",
