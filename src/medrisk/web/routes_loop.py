@@ -89,7 +89,7 @@ class ActionIn(_In):
 
 
 class EventIn(_In):
-    kind: Literal["version_seen", "counterfeit_found"]
+    kind: Literal["version_seen", "counterfeit_found", "tampered_found"]
     event_id: str = Field(min_length=1, max_length=120, pattern=r"^[\x21-\x7e]+$")
     filing_id: int = Field(ge=1, le=MAX_ID)
     version: str | None = Field(None, max_length=64, pattern=VERSION)
