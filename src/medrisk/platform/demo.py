@@ -1,4 +1,6 @@
-"""Demo data for the embedded mode: a regulatory tree, two institutions and a user per role.
+"""Demo data for the embedded mode: a regulatory tree, three institutions, a user per role and,
+when the corpus of real APKs is present ($MEDRISK_CORPUS, default ../shared/corpus/apks), a few
+filed apps whose releases are uploaded and scanned for real, so the console shows real grades.
 
 Passwords and TOTP secrets are random, returned to the caller to print once on the
 console (never logged); only their hashes and ciphertexts are stored.
@@ -6,13 +8,17 @@ console (never logged); only their hashes and ciphertexts are stored.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 
 from medrisk.platform.auth import enrol_totp_directly
 from medrisk.platform.context import Platform
 from medrisk.platform.orgs import create_root
+from medrisk.platform.principal import Principal
 from medrisk.platform.roles import TOTP_REQUIRED, OrgKind, Role
 from medrisk.platform.users import create_user
 from medrisk.store.models import Organisation, User
@@ -40,6 +46,7 @@ TREE = [
 
 USERS = [
     ("admin", "nat", Role.PLATFORM_ADMIN, "平台管理员"),
+    ("nat.regulator", "nat", Role.REGULATOR, "国家监管员"),
     ("nat.auditor", "nat", Role.AUDITOR, "国家审计员"),
     ("zj.regulator", "zj", Role.REGULATOR, "浙江省监管员"),
     ("hz.regulator", "hz", Role.REGULATOR, "杭州市监管员"),
@@ -81,7 +88,95 @@ def seed(ctx: Platform) -> list[DemoUser]:
             secret = enrol_totp_directly(ctx, db, user) if role in TOTP_REQUIRED else None
             assert password is not None
             out.append(DemoUser(username, password, role.value, orgs[org_key].name, secret))
+    seed_apps(ctx)
     return out
+
+
+# (institution, builder, reviewer, corpus APK, app name, approve?)
+APPS = [
+    ("hosp", "hosp.builder", "hz.reviewer", "DiabetesIntegration-DMS-app-release.apk", "糖尿病健康管理", True),
+    ("hosp", "hosp.builder", "hz.reviewer", "pivaa.apk", "掌上示范医院", True),
+    ("corp", "corp.builder", "hz.reviewer", "exodus-blooddonation.apk", "无偿献血助手", True),
+    ("corp", "corp.builder", "hz.reviewer", "AndroGoat.apk", "互联网医院在线问诊", False),  # left for review
+    ("nj", "nj.builder", "js.regulator", "DamnVulnerableBank.apk", "南京健康云", True),
+    ("nj", "nj.builder", "js.regulator", "com.politedroid_4.apk", "用药提醒", True),
+]
+
+
+def corpus_dir() -> Path:
+    default = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "apks"
+    return Path(os.environ.get("MEDRISK_CORPUS") or default)
+
+
+def _principal(db: object, username: str) -> Principal:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(db, Session)
+    user = db.scalar(select(User).where(User.username == username))
+    assert user is not None
+    org = db.get(Organisation, user.org_id)
+    assert org is not None
+    return Principal(user.id, user.username, Role(user.role), org.id, org.path, org.kind, address="demo")
+
+
+class _Hold:
+    """A job queue that keeps nothing: ``medrisk serve`` starts queued scans right after seeding
+    (``service.start_background`` → ``requeue_unfinished``); enqueuing here too would scan twice."""
+
+    def enqueue(self, name: str, **payload: object) -> None:
+        pass
+
+
+def seed_apps(ctx: Platform, corpus: Path | None = None) -> int:
+    """File, approve and upload the demo apps whose APKs are in the corpus.
+
+    Their scans are left queued; ``scanning.requeue_unfinished`` (run by ``medrisk serve`` on
+    start) hands them to the job queue."""
+    from medrisk.platform import filings, versions
+
+    corpus = corpus or corpus_dir()
+    if not corpus.is_dir():
+        print(f"medrisk: demo apps skipped: no APK corpus at {corpus} (set MEDRISK_CORPUS)", file=sys.stderr)
+        return 0
+    uploaded = 0
+    for _org, builder, reviewer, apk_name, app_name, approve in APPS:
+        path = corpus / apk_name
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        facts = versions.inspect_package(data)
+        with ctx.db.session() as db:
+            b = _principal(db, builder)
+            f = filings.create_filing(
+                ctx,
+                db,
+                b,
+                {
+                    "name": app_name,
+                    "package": facts.package,
+                    "platform": "android",
+                    "app_type": "问诊挂号类",
+                    "current_version": facts.version_name or "1.0",
+                    "privacy_policy_url": "https://example.org/privacy",
+                    "channels": [{"name": "应用宝", "url": "https://sj.qq.com/"}],
+                    "sdks": [],
+                    "contacts": [],
+                    "signing_certificates": facts.certificates,
+                },
+            )
+            fid = f.id
+            if approve:
+                filings.review(ctx, db, _principal(db, reviewer), fid, decision="approved", reason="演示数据：材料齐全")
+        if approve:
+            blob = ctx.blobs.put_chunks([data], len(data) + 1)
+            jobs, ctx.jobs = ctx.jobs, _Hold()  # type: ignore[assignment]
+            try:
+                versions.accept_upload(ctx, b, fid, blob, apk_name)  # a real scan, queued
+            finally:
+                ctx.jobs = jobs
+            uploaded += 1
+    print(f"medrisk: demo apps filed; {uploaded} corpus releases queued for scanning", file=sys.stderr)
+    return uploaded
 
 
 def format_credentials(users: list[DemoUser], base_url: str) -> str:

@@ -77,4 +77,7 @@ def create_app(ctx: Platform) -> FastAPI:
     for module in (routes_auth, routes_orgs, routes_filings, routes_versions, routes_admin, routes_public, routes_loop):
         app.include_router(module.router)
     app.add_middleware(routes_loop.GateFastPath)  # gate decisions from memory before routing
+    from medrisk.web import console
+
+    console.mount(app, ctx)  # the web console under /console (docs/console.md)
     return app

@@ -1,0 +1,404 @@
+"""Security posture of a jurisdiction: the index that keeps it fast, and the queries behind the
+regulator's overview, the drill-downs and the periodic statistical report.
+
+``index_pending`` folds finished scans into the posture tables (store/models/reports.py) in
+id order, at most ``batch`` at a time; it is idempotent (a watermark in one locked row) and
+never passes a scan that is still queued or running, so a scan that finishes late is not
+skipped. Every query takes the organisation whose subtree it describes; callers check that
+the principal may see that organisation (``platform.scope``) before asking.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from medrisk.platform.context import Platform
+from medrisk.store.models import (
+    Disposition,
+    Filing,
+    Organisation,
+    PostureApp,
+    PostureIndexState,
+    PostureMonthly,
+    PostureRuleHit,
+    Scan,
+    utcnow,
+)
+
+GRADES = ("A", "B", "C")
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules" / "library"
+
+
+# --- rule titles (the overview names rules without loading the CEL engine) -------------------------
+
+
+@functools.cache
+def rule_titles() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in sorted(RULES_DIR.glob("*/*.yaml")):
+        try:
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and doc.get("id"):
+            out[str(doc["id"])] = {
+                "title": doc.get("title") or {},
+                "severity": doc.get("severity", ""),
+                "category": doc.get("category", ""),
+            }
+    return out
+
+
+# --- the index ----------------------------------------------------------------------------------------
+
+
+def _month(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m")
+
+
+def _open_findings(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [f for f in result.get("findings") or [] if not f.get("suppressed") and f.get("severity") != "secure"]
+
+
+def index_scan(db: Session, scan: Scan) -> None:
+    """Fold one finished scan into the index (the caller holds the index lock)."""
+    if scan.status != "done" or not scan.grade or scan.finished_at is None:
+        return
+    key = (scan.org_id, _month(scan.finished_at), scan.grade)
+    m = db.get(PostureMonthly, key)
+    if m is None:
+        db.add(PostureMonthly(org_id=key[0], month=key[1], grade=key[2], scans=1))
+    else:
+        m.scans += 1
+    app = db.get(PostureApp, scan.filing_id)
+    if app is not None and app.scan_id > scan.id:
+        return  # an older scan finishing late: counted in the trend, not the current posture
+    findings = _open_findings(scan.result or {})
+    if app is None:
+        app = PostureApp(filing_id=scan.filing_id)
+        db.add(app)
+    app.org_id, app.scan_id, app.version_id = scan.org_id, scan.id, scan.version_id
+    app.grade, app.score, app.findings = scan.grade, float(scan.score or 0), len(findings)
+    app.finished_at = scan.finished_at
+    db.execute(delete(PostureRuleHit).where(PostureRuleHit.filing_id == scan.filing_id))
+    seen: set[str] = set()
+    for f in findings:
+        rid = str(f.get("rule_id") or "")[:32]
+        if not rid or rid in seen:
+            continue
+        seen.add(rid)
+        db.add(
+            PostureRuleHit(
+                filing_id=scan.filing_id,
+                rule_id=rid,
+                org_id=scan.org_id,
+                severity=str(f.get("severity") or "")[:16],
+                category=str(f.get("category") or "").split(".")[0][:48],
+            )
+        )
+
+
+def index_pending(ctx: Platform, batch: int = 500) -> int:
+    """Index finished scans not yet in the posture tables; returns how many were indexed."""
+    total = 0
+    while True:
+        with ctx.db.session() as db:
+            state = db.scalars(select(PostureIndexState).where(PostureIndexState.id == 1).with_for_update()).first()
+            if state is None:
+                state = PostureIndexState(id=1, watermark=0, updated_at=utcnow())
+                db.add(state)
+                db.flush()
+            blocker = db.scalar(
+                select(func.min(Scan.id)).where(Scan.id > state.watermark, Scan.status.in_(("queued", "running")))
+            )
+            stmt = select(Scan).where(Scan.id > state.watermark).order_by(Scan.id).limit(batch)
+            if blocker is not None:
+                stmt = stmt.where(Scan.id < blocker)
+            scans = list(db.scalars(stmt))
+            if not scans:
+                return total
+            for s in scans:
+                index_scan(db, s)
+            state.watermark = scans[-1].id
+            state.updated_at = utcnow()
+            total += len(scans)
+        if len(scans) < batch:
+            return total
+
+
+# --- queries --------------------------------------------------------------------------------------------
+
+
+def subtree_ids(root: Organisation) -> Any:
+    return select(Organisation.id).where(Organisation.path.startswith(root.path, autoescape=True))
+
+
+@dataclass
+class Bucket:
+    org_id: int
+    name: str
+    kind: str
+    grades: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GRADES, 0))
+
+    @property
+    def total(self) -> int:
+        return sum(self.grades.values())
+
+
+@dataclass
+class Overview:
+    root: Organisation
+    apps: int
+    filings_by_status: dict[str, int]
+    grades: dict[str, int]
+    ungraded: int
+    regions: list[Bucket]
+    institutions: list[Bucket]
+    trend: list[tuple[str, dict[str, int]]]
+    top_rules: list[dict[str, Any]]
+    rectifying: list[dict[str, Any]]
+    overdue: int
+    suspended: list[dict[str, Any]]
+    pending_review: int
+    states: dict[str, int]
+
+
+def _months_back(now: datetime, n: int) -> list[str]:
+    y, m = now.year, now.month
+    out = []
+    for _ in range(n):
+        out.append(f"{y:04d}-{m:02d}")
+        m -= 1
+        if m == 0:
+            y, m = y - 1, 12
+    return out[::-1]
+
+
+def overview(db: Session, root: Organisation, *, now: datetime | None = None, months: int = 12) -> Overview:
+    now = now or utcnow()
+    ids = subtree_ids(root)
+    orgs = {o.id: o for o in db.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
+    by_status = dict(
+        db.execute(select(Filing.status, func.count()).where(Filing.org_id.in_(ids)).group_by(Filing.status)).all()
+    )
+    per_org = db.execute(
+        select(PostureApp.org_id, PostureApp.grade, func.count())
+        .where(PostureApp.org_id.in_(ids))
+        .group_by(PostureApp.org_id, PostureApp.grade)
+    ).all()
+    grades = dict.fromkeys(GRADES, 0)
+    depth = root.path.count("/")
+    regions: dict[int, Bucket] = {}
+    institutions: dict[int, Bucket] = {}
+    for org_id, grade, n in per_org:
+        if grade not in grades:
+            continue
+        grades[grade] += n
+        org = orgs.get(org_id)
+        if org is None:
+            continue
+        inst = institutions.setdefault(org_id, Bucket(org_id, org.name, org.kind))
+        inst.grades[grade] += n
+        parts = org.path.strip("/").split("/")
+        if len(parts) >= depth:  # the child of root on the way down to this institution
+            child_id = int(parts[depth - 1])
+            child = orgs.get(child_id)
+            if child is not None:
+                b = regions.setdefault(child_id, Bucket(child_id, child.name, child.kind))
+                b.grades[grade] += n
+    apps = sum(by_status.values())
+    graded = sum(grades.values())
+    span = _months_back(now, months)
+    trend_rows = db.execute(
+        select(PostureMonthly.month, PostureMonthly.grade, func.sum(PostureMonthly.scans))
+        .where(PostureMonthly.org_id.in_(ids), PostureMonthly.month >= span[0])
+        .group_by(PostureMonthly.month, PostureMonthly.grade)
+    ).all()
+    trend_map: dict[str, dict[str, int]] = {m: dict.fromkeys(GRADES, 0) for m in span}
+    for month, grade, n in trend_rows:
+        if month in trend_map and grade in GRADES:
+            trend_map[month][grade] = int(n)
+    titles = rule_titles()
+    top = db.execute(
+        select(PostureRuleHit.rule_id, PostureRuleHit.severity, func.count().label("n"))
+        .where(PostureRuleHit.org_id.in_(ids))
+        .group_by(PostureRuleHit.rule_id, PostureRuleHit.severity)
+        .order_by(func.count().desc(), PostureRuleHit.rule_id)
+        .limit(10)
+    ).all()
+    top_rules = [
+        {"rule_id": r, "severity": s, "apps": n, "title": titles.get(r, {}).get("title") or {"zh": r, "en": r}}
+        for r, s, n in top
+    ]
+    states = dict(
+        db.execute(
+            select(Disposition.state, func.count()).where(Disposition.org_id.in_(ids)).group_by(Disposition.state)
+        ).all()
+    )
+    rect = db.execute(
+        select(Disposition, Filing.name, Filing.package)
+        .join(Filing, Filing.id == Disposition.filing_id)
+        .where(Disposition.org_id.in_(ids), Disposition.state == "rectifying")
+        .order_by(Disposition.deadline_at)
+        .limit(20)
+    ).all()
+    overdue = (
+        db.scalar(
+            select(func.count()).where(
+                Disposition.org_id.in_(ids), Disposition.state == "rectifying", Disposition.deadline_at <= now
+            )
+        )
+        or 0
+    )
+    susp = db.execute(
+        select(Disposition, Filing.name, Filing.package)
+        .join(Filing, Filing.id == Disposition.filing_id)
+        .where(Disposition.org_id.in_(ids), Disposition.state == "suspended")
+        .order_by(Disposition.updated_at.desc())
+        .limit(20)
+    ).all()
+
+    def row(d: Disposition, name: str, package: str) -> dict[str, Any]:
+        org = orgs.get(d.org_id)
+        return {
+            "filing_id": d.filing_id,
+            "name": name,
+            "package": package,
+            "org": org.name if org else "",
+            "deadline_at": d.deadline_at,
+            "overdue": d.deadline_at is not None and d.deadline_at <= now,
+            "grade": d.last_grade,
+            "cause": d.cause,
+            "since": d.updated_at,
+        }
+
+    return Overview(
+        root=root,
+        apps=apps,
+        filings_by_status=by_status,
+        grades=grades,
+        ungraded=max(0, apps - graded),
+        regions=sorted(regions.values(), key=lambda b: (-b.total, b.name)),
+        institutions=sorted(institutions.values(), key=lambda b: (-b.grades["C"], -b.total, b.name))[:15],
+        trend=[(m, trend_map[m]) for m in span],
+        top_rules=top_rules,
+        rectifying=[row(*r) for r in rect],
+        overdue=overdue,
+        suspended=[row(*r) for r in susp],
+        pending_review=by_status.get("pending", 0),
+        states=states,
+    )
+
+
+def apps_in(
+    db: Session, root: Organisation, *, grade: str | None = None, limit: int = 50, offset: int = 0, q: str = ""
+) -> tuple[list[dict[str, Any]], int]:
+    """Filings of a subtree with their latest grade and disposition state, worst first."""
+    ids = subtree_ids(root)
+    stmt = (
+        select(Filing, Organisation.name, PostureApp, Disposition.state)
+        .join(Organisation, Organisation.id == Filing.org_id)
+        .outerjoin(PostureApp, PostureApp.filing_id == Filing.id)
+        .outerjoin(Disposition, Disposition.filing_id == Filing.id)
+        .where(Filing.org_id.in_(ids))
+    )
+    if grade in GRADES:
+        stmt = stmt.where(PostureApp.grade == grade)
+    if q:
+        like = f"%{q.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(Filing.name.like(like) | Filing.package.like(like))
+    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = db.execute(
+        stmt.order_by(PostureApp.grade.desc().nulls_last(), PostureApp.score, Filing.id).limit(limit).offset(offset)
+    ).all()
+    out = [
+        {
+            "filing": f,
+            "org": org_name,
+            "grade": pa.grade if pa else None,
+            "score": pa.score if pa else None,
+            "findings": pa.findings if pa else None,
+            "scan_id": pa.scan_id if pa else None,
+            "state": state,
+        }
+        for f, org_name, pa, state in rows
+    ]
+    return out, total
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` → [first instant of the month, first instant of the next) in UTC."""
+    y, m = (int(x) for x in period.split("-"))
+    start = datetime(y, m, 1, tzinfo=UTC)
+    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def previous_month(now: datetime) -> str:
+    first = now.astimezone(UTC).replace(day=1)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
+
+
+def category_counts(db: Session, root: Organisation) -> list[tuple[str, int]]:
+    rows = db.execute(
+        select(PostureRuleHit.category, func.count(func.distinct(PostureRuleHit.filing_id)))
+        .where(PostureRuleHit.org_id.in_(subtree_ids(root)))
+        .group_by(PostureRuleHit.category)
+        .order_by(func.count(func.distinct(PostureRuleHit.filing_id)).desc())
+    ).all()
+    return [(c, int(n)) for c, n in rows]
+
+
+def scans_in_period(db: Session, root: Organisation, start: datetime, end: datetime) -> dict[str, int]:
+    rows = db.execute(
+        select(Scan.grade, func.count())
+        .where(
+            Scan.org_id.in_(subtree_ids(root)),
+            Scan.status == "done",
+            Scan.finished_at >= start,
+            Scan.finished_at < end,
+        )
+        .group_by(Scan.grade)
+    ).all()
+    out: Counter[str] = Counter()
+    for g, n in rows:
+        out[g or "?"] += n
+    return dict(out)
+
+
+def transitions_in_period(db: Session, root: Organisation, start: datetime, end: datetime) -> dict[str, int]:
+    from medrisk.store.models import Transition
+
+    rows = db.execute(
+        select(Transition.to_state, func.count())
+        .where(Transition.org_id.in_(subtree_ids(root)), Transition.at >= start, Transition.at < end)
+        .group_by(Transition.to_state)
+    ).all()
+    return {s: int(n) for s, n in rows}
+
+
+def children_summary(db: Session, root: Organisation) -> dict[int, dict[str, int]]:
+    """Filings per child organisation of root (all statuses), for the drill-down table."""
+    out: dict[int, dict[str, int]] = defaultdict(lambda: {"apps": 0})
+    depth = root.path.count("/")
+    rows = db.execute(
+        select(Organisation.path, func.count())
+        .join(Filing, Filing.org_id == Organisation.id)
+        .where(Organisation.id.in_(subtree_ids(root)))
+        .group_by(Organisation.path)
+    ).all()
+    for path, n in rows:
+        parts = path.strip("/").split("/")
+        if len(parts) >= depth:
+            out[int(parts[depth - 1])]["apps"] += n
+    return out
