@@ -10,6 +10,12 @@ for tool in aapt apksigner dexdump readelf gcc openssl; do
 done
 # A throwaway PostgreSQL server is started by the platform tests (initdb/pg_ctl).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# Console and reports: headless Chromium for the browser tests, CJK fonts embedded in the PDFs,
+# poppler (pdftoppm/pdftotext/pdffonts) to check them, Pango for WeasyPrint.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)
+fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need_apt+=(fonts-noto-cjk)
+ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need_apt+=(libpangoft2-1.0-0)
 if [ ${#need_apt[@]} -gt 0 ]; then
   pkgs=()
   for t in "${need_apt[@]}"; do
