@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     from medrisk import platform_cli  # serve, db, audit, authcode, key, org, user
 
     platform_cli.register(sub)
+    from medrisk import channels_cli  # channels (channel monitoring)
+
+    channels_cli.register(sub)
+    from medrisk.reports import verify_cli  # verify (signed reports)
+
+    verify_cli.register(sub)
     return p
 
 

@@ -11,7 +11,15 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 STATES = ("filed", "monitoring", "warned", "rectifying", "suspended", "reinstated", "revoked")
-EVENTS = ("scan_graded", "version_seen", "counterfeit_found", "tampered_found", "deadline_passed", "acceptance_expired")
+EVENTS = (
+    "scan_graded",
+    "version_seen",
+    "counterfeit_found",
+    "tampered_found",
+    "stale_version_found",
+    "deadline_passed",
+    "acceptance_expired",
+)
 MANUAL_ACTIONS = ("issue_notice", "extend_deadline", "suspend", "reinstate", "accept_risk", "revoke")
 
 

@@ -11,6 +11,7 @@ from medrisk.store.blobs import BlobStore
 from medrisk.store.db import Database
 
 if TYPE_CHECKING:
+    from medrisk.channels.service import ChannelService
     from medrisk.jobs.base import JobQueue
     from medrisk.loop.engine import LoopService
     from medrisk.platform.scanning import ScanRunner
@@ -28,6 +29,7 @@ class Platform:
     forwarded_header: str | None = None
     info: dict[str, str] = field(default_factory=dict)
     loop: LoopService | None = None  # the closed loop (medrisk.loop): dispositions, gate, notifications
+    channels: ChannelService | None = None  # channel monitoring (medrisk.channels)
 
     def close(self) -> None:
         if self.loop is not None:

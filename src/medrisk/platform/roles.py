@@ -52,6 +52,7 @@ class Perm(StrEnum):
     EXPORT = "exports:read"
     CONFIG_WRITE = "config:write"
     TOKEN_MANAGE = "tokens:manage"  # noqa: S105 - a permission name
+    CHANNEL_MANAGE = "channels:manage"
 
 
 _ALL_READ = {Perm.ORG_READ, Perm.FILING_READ}
@@ -60,7 +61,7 @@ PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.REGULATOR: frozenset(
         _ALL_READ
         | {Perm.ORG_WRITE, Perm.USER_READ, Perm.USER_WRITE, Perm.FILING_REVIEW, Perm.AUTHCODE_MANAGE}
-        | {Perm.SCAN_REQUEST, Perm.AUDIT_READ, Perm.EXPORT, Perm.TOKEN_MANAGE}
+        | {Perm.SCAN_REQUEST, Perm.AUDIT_READ, Perm.EXPORT, Perm.TOKEN_MANAGE, Perm.CHANNEL_MANAGE}
     ),
     Role.REVIEWER: frozenset(_ALL_READ | {Perm.FILING_REVIEW, Perm.SCAN_REQUEST, Perm.EXPORT, Perm.TOKEN_MANAGE}),
     Role.INSTITUTION_ADMIN: frozenset(

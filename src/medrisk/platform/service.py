@@ -20,6 +20,8 @@ from medrisk.store.db import Database, sqlite_url
 DB_ENV = "MEDRISK_DB_URL"
 DATA_ENV = "MEDRISK_DATA_DIR"
 JOBS_ENV = "MEDRISK_JOBS"  # thread (default) | celery
+MAX_ATTEMPTS_ENV = "MEDRISK_JOBS_MAX_ATTEMPTS"  # attempts of a scan job before it is parked (3)
+BACKOFF_ENV = "MEDRISK_JOBS_RETRY_BACKOFF"  # seconds before the 2nd attempt, doubled after (2)
 
 
 @dataclass
@@ -72,6 +74,9 @@ def build(cfg: ServiceConfig) -> Platform:
     from medrisk.loop.engine import register as register_loop
 
     register_loop(ctx)  # disposition engine, gate, notifications (jobs loop.deliver, loop.tick)
+    from medrisk.channels.service import register as register_channels
+
+    register_channels(ctx)  # channel monitoring (jobs channels.crawl, channels.tick)
     with ctx.db.session() as db:
         audit.ensure_head(db)
     return ctx
@@ -98,7 +103,8 @@ def register_jobs(ctx: Platform) -> None:
     assert ctx.jobs is not None
     scan_options: dict[str, Any] = {
         "time_limit": 300.0,  # the scanner stops itself at 120 s; this is the backstop
-        "max_attempts": 3,
+        "max_attempts": int(os.environ.get(MAX_ATTEMPTS_ENV) or 3),
+        "retry_backoff": float(os.environ.get(BACKOFF_ENV) or 2.0),
         "on_park": lambda payload, error: scanning.park_scan(ctx, int(payload["scan_id"] or 0), error),
         "on_unpark": lambda payload: scanning.unpark_scan(ctx, int(payload["scan_id"] or 0)),
     }
@@ -116,7 +122,10 @@ def housekeeping(ctx: Platform) -> None:
 
 
 def start_background(ctx: Platform, interval_seconds: float = 600.0) -> Periodic:
-    scanning.requeue_unfinished(ctx)
+    from medrisk.jobs.celery_backend import CeleryQueue
+
+    if not isinstance(ctx.jobs, CeleryQueue):  # Celery keeps its messages in Redis (AOF): nothing to re-send
+        scanning.requeue_unfinished(ctx)
     periodic = Periodic(interval_seconds, [("audit.housekeeping", lambda: housekeeping(ctx))])
     periodic.start()
     if ctx.loop is not None:
@@ -124,6 +133,9 @@ def start_background(ctx: Platform, interval_seconds: float = 600.0) -> Periodic
 
         threading.Thread(target=ctx.loop.gate.warm, name="medrisk-gate-warm", daemon=True).start()
         ctx.loop.start()  # APScheduler: deadlines and notification retries, gate refresh
+    if ctx.channels is not None:  # channel crawls when due (each channel's interval_minutes)
+        ctx.channels.ticker = Periodic(60.0, [("channels.tick", ctx.channels.crawl_due)])
+        ctx.channels.ticker.start()
     return periodic
 
 

@@ -41,6 +41,7 @@ def create_app(ctx: Platform) -> FastAPI:
     from medrisk.web import (
         routes_admin,
         routes_auth,
+        routes_channels,
         routes_filings,
         routes_loop,
         routes_orgs,
@@ -74,7 +75,16 @@ def create_app(ctx: Platform) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return _error(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
 
-    for module in (routes_auth, routes_orgs, routes_filings, routes_versions, routes_admin, routes_public, routes_loop):
+    for module in (
+        routes_auth,
+        routes_orgs,
+        routes_filings,
+        routes_versions,
+        routes_admin,
+        routes_public,
+        routes_loop,
+        routes_channels,
+    ):
         app.include_router(module.router)
     app.add_middleware(routes_loop.GateFastPath)  # gate decisions from memory before routing
     from medrisk.web import console
