@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from medrisk.analysis.dex import (
     java_to_descriptor,
 )
+from medrisk.datafiles import load_yaml
 
 DATA_FILE = Path(__file__).parent / "data" / "apis.yaml"
 
@@ -62,8 +61,7 @@ def _split_member(name: str) -> tuple[str, str]:
 def load_catalog(path: str | None = None) -> ApiCatalog:
     """Load (once) and index the watched-API catalogue."""
     text = Path(path or DATA_FILE).read_text(encoding="utf-8")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raw = yaml.load(text, Loader=loader)  # noqa: S506 - safe loader
+    raw = load_yaml(text)
     methods: dict[str, dict[str, str]] = {}
     fields: dict[str, dict[str, str]] = {}
     categories: dict[str, str] = {}

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from medrisk import datafiles
 from medrisk.datafiles import load_yaml
 from medrisk.rules.model import SEVERITIES, Finding, Text
 
@@ -92,7 +91,7 @@ def load_model(path: Path | None = None) -> RiskModel:
             rule_weights={k: float(v) for k, v in (d.get("rule_weights") or {}).items()},
             categories=cats,
         )
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, datafiles.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{src}: invalid risk model: {exc}") from exc
     total = sum(c.weight for c in cats)
     if abs(total - 100) > 1e-9:

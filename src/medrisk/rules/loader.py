@@ -7,20 +7,19 @@ ids, missing positive/negative test cases.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from medrisk import datafiles
 from medrisk.analysis import skeleton
 from medrisk.rules import celexpr as cel
-from medrisk.rules.engine import strip_strings
+from medrisk.rules.engine import PLAN_FORMAT, Plan, plan_rule, strip_strings
 from medrisk.rules.model import SEVERITIES, Rule, RuleTest, Text
 
 LIBRARY = Path(__file__).parent / "library"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 ID_RE = re.compile(r"^[A-Z]{2,5}-\d{3}$")
 MASVS_RE = re.compile(r"^MASVS-(STORAGE|CRYPTO|AUTH|NETWORK|PLATFORM|CODE|RESILIENCE|PRIVACY)-[1-4]$")
@@ -77,18 +76,64 @@ class _Doc:
         return f"{self.path}:{self.lines.get(key or '', 1)}"
 
 
-def load_library(extra_dirs: list[Path] | None = None) -> list[Rule]:
-    """Load the shipped library plus extra folders; raise RuleError listing every problem."""
-    files = sorted(LIBRARY.rglob("*.yaml"))
+def rule_files(extra_dirs: list[Path] | None = None) -> list[tuple[Path, Path]]:
+    """(folder, file) of every rule file: the shipped library, then each extra folder, sorted."""
+    files = [(LIBRARY, f) for f in sorted(LIBRARY.rglob("*.yaml"))]
     for d in extra_dirs or []:
         if not Path(d).is_dir():
             raise RuleError([f"{d}: not a folder of rules"])
-        files += sorted(Path(d).rglob("*.yaml"))
+        files += [(Path(d), f) for f in sorted(Path(d).rglob("*.yaml"))]
+    return files
+
+
+def load_library(extra_dirs: list[Path] | None = None) -> list[Rule]:
+    """Load the shipped library plus extra folders; raise RuleError listing every problem."""
+    return load_library_versioned(extra_dirs)[0]
+
+
+def load_library_versioned(extra_dirs: list[Path] | None = None) -> tuple[list[Rule], str]:
+    """The rules and the library version (``<medrisk version>+<hash of the rule files>``).
+
+    A library that loaded cleanly before, with the same files, the same contents and the same
+    loader, comes from the cache (datafiles.py): validated rules and their evaluation plans,
+    without parsing YAML or compiling CEL.
+    """
+    from medrisk import __version__
+
+    files = rule_files(extra_dirs)
+    texts = [f.read_bytes() for _root, f in files]
+    h = hashlib.sha256()
+    for (_root, f), raw in zip(files, texts):
+        h.update(f.name.encode())
+        h.update(raw)
+    version = f"{__version__}+{h.hexdigest()[:12]}"
+    roots = list(dict.fromkeys(root for root, _f in files))
+    key = datafiles.digest(
+        "rules",
+        str(PLAN_FORMAT),
+        *(src.read_bytes() for src in _CODE),
+        *(f"{roots.index(root)}:{f.relative_to(root).as_posix()}" for root, f in files),
+        *texts,
+    )
+    cached = datafiles.cache_get("rules", key)
+    if cached is not None:
+        try:
+            return _from_cache(cached, roots), version
+        except (TypeError, ValueError, IndexError, KeyError):
+            pass  # a damaged entry: load from the files
+    rules = _parse_files(files, texts)
+    for r in rules:
+        r.plan = plan_rule(r)
+    datafiles.cache_put("rules", key, _to_cache(rules, files))
+    return rules, version
+
+
+def _parse_files(files: list[tuple[Path, Path]], texts: list[bytes]) -> list[Rule]:
     rules: list[Rule] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
-    for f in files:
-        for rule, errs in _load_file(f):
+    for (_root, f), raw in zip(files, texts):
+        for rule, errs in _load_file(f, raw):
             problems += errs
             if rule is None:
                 continue
@@ -102,12 +147,99 @@ def load_library(extra_dirs: list[Path] | None = None) -> list[Rule]:
     return sorted(rules, key=lambda r: r.id)
 
 
-def _load_file(path: Path) -> list[tuple[Rule | None, list[str]]]:
+# The code that decides what a rule file loads into: part of the cache key.
+_CODE = [
+    Path(__file__),
+    Path(__file__).with_name("engine.py"),
+    Path(__file__).with_name("model.py"),
+    Path(skeleton.__file__),
+]
+
+
+def _text_data(t: Text | None) -> list[str] | None:
+    return [t.zh, t.en] if t is not None else None
+
+
+def _to_cache(rules: list[Rule], files: list[tuple[Path, Path]]) -> list[Any]:
+    where = {_display(f): (i, f.relative_to(root).as_posix()) for i, (root, f) in enumerate(files)}
+    roots = list(dict.fromkeys(root for root, _f in files))
+    out = []
+    for r in rules:
+        path, _, line = r.source.rpartition(":")
+        index, rel = where[path]
+        out.append(
+            [
+                r.id,
+                _text_data(r.title),
+                _text_data(r.description),
+                r.severity,
+                r.category,
+                r.masvs,
+                r.maswe,
+                r.cwe,
+                r.condition,
+                _text_data(r.remediation),
+                [[t.name, t.expect, t.indicators, t.count] for t in r.tests],
+                r.each,
+                r.evidence,
+                _text_data(r.message),
+                r.regulations,
+                r.references,
+                r.tags,
+                roots.index(files[index][0]),
+                rel,
+                int(line),
+                r.plan.to_data(),
+            ]
+        )
+    return out
+
+
+def _from_cache(data: list[Any], roots: list[Path]) -> list[Rule]:
+    shown = [_display_folder(root) for root in roots]
+    rules = []
+    for d in data:
+        rules.append(
+            Rule(
+                id=d[0],
+                title=Text(*d[1]),
+                description=Text(*d[2]),
+                severity=d[3],
+                category=d[4],
+                masvs=d[5],
+                maswe=d[6],
+                cwe=d[7],
+                condition=d[8],
+                remediation=Text(*d[9]),
+                tests=[RuleTest(*t) for t in d[10]],
+                each=d[11],
+                evidence=d[12],
+                message=Text(*d[13]) if d[13] is not None else None,
+                regulations=d[14],
+                references=d[15],
+                tags=d[16],
+                source=f"{shown[d[17]]}/{d[18]}:{d[19]}" if shown[d[17]] else f"{d[18]}:{d[19]}",
+                plan=Plan.from_data(d[20]),
+            )
+        )
+    return rules
+
+
+def _display_folder(root: Path) -> str:
+    """``_display`` of a folder, for the paths of the files under it (one resolve, not one per file)."""
+    shown = _display(root)
+    return "" if shown == "." else shown
+
+
+def _load_file(path: Path, raw: bytes | None = None) -> list[tuple[Rule | None, list[str]]]:
+    import yaml  # only when a rule file is parsed (not when the library comes from the cache)
+
     rel = _display(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes() if raw is None else raw
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text() reads it
         # One pass with libyaml when available: the node (for line numbers) and the data.
-        loader = _Loader(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

@@ -53,6 +53,8 @@ class Rule:
     references: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     source: str = ""  # file path, for errors and `rules show`
+    # the engine's evaluation plan (rules/engine.py), derived from the text; the rule cache fills it
+    plan: Any = field(default=None, compare=False, repr=False)
 
     @property
     def family(self) -> str:

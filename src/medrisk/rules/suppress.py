@@ -18,8 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from medrisk import datafiles
 from medrisk.datafiles import load_yaml
 from medrisk.rules.model import Finding
 
@@ -42,7 +41,7 @@ class Suppression:
 def load_suppressions(path: Path) -> list[Suppression]:
     try:
         data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, datafiles.YAMLError) as exc:
         raise SuppressionError(f"{path}: cannot read suppressions: {exc}") from exc
     items = data.get("suppressions") if isinstance(data, dict) else None
     if not isinstance(items, list):
