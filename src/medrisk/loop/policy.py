@@ -19,6 +19,7 @@ EVENTS = (
     "stale_version_found",
     "deadline_passed",
     "acceptance_expired",
+    "trail_violation",
 )
 MANUAL_ACTIONS = ("issue_notice", "extend_deadline", "suspend", "reinstate", "accept_risk", "revoke")
 

@@ -46,6 +46,7 @@ def create_app(ctx: Platform) -> FastAPI:
         routes_loop,
         routes_orgs,
         routes_public,
+        routes_trails,
         routes_versions,
     )
 
@@ -84,6 +85,7 @@ def create_app(ctx: Platform) -> FastAPI:
         routes_public,
         routes_loop,
         routes_channels,
+        routes_trails,
     ):
         app.include_router(module.router)
     app.add_middleware(routes_loop.GateFastPath)  # gate decisions from memory before routing

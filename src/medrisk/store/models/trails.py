@@ -57,6 +57,7 @@ class TrailBatch(Base):
     digests: Mapped[list[str]] = mapped_column(JSON, default=list)  # SM3 of each event as sent, in order
     sender_key_id: Mapped[str] = mapped_column(String(64))
     sender_signature: Mapped[str] = mapped_column(Text)  # base64 DER SM2 over the batch statement
+    file_sm3: Mapped[str | None] = mapped_column(String(64))  # imports: the sender signed this file, not a statement
     first_seq: Mapped[int | None] = mapped_column(Integer)
     last_seq: Mapped[int | None] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(64))  # the chain's hash after this batch

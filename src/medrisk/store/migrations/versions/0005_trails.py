@@ -144,6 +144,7 @@ def upgrade() -> None:
         sa.Column("digests", sa.JSON(), nullable=False),
         sa.Column("sender_key_id", sa.String(length=64), nullable=False),
         sa.Column("sender_signature", sa.Text(), nullable=False),
+        sa.Column("file_sm3", sa.String(length=64), nullable=True),
         sa.Column("first_seq", sa.Integer(), nullable=True),
         sa.Column("last_seq", sa.Integer(), nullable=True),
         sa.Column("head_hash", sa.String(length=64), nullable=False),
