@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     from medrisk import platform_cli  # serve, db, audit, authcode, key, org, user
 
     platform_cli.register(sub)
+    from medrisk import trails_cli  # trails verify, import, sweep, rules, keygen, generate, sign, send
+
+    trails_cli.register(sub)
     from medrisk import channels_cli  # channels (channel monitoring)
 
     channels_cli.register(sub)
