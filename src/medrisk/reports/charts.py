@@ -76,7 +76,7 @@ def stacked_bars(rows: list[tuple[str, dict[str, int]]], title: str, width: int 
 
 def trend_lines(points: list[tuple[str, dict[str, int]]], title: str, width: int = 560, height: int = 200) -> str:
     """One line per grade over the months."""
-    left, bottom, right, top_pad = 40, 28, 10, 10
+    left, bottom, right, top_pad = 40, 28, 30, 10  # room for the last month's label
     plot_w, plot_h = width - left - right, height - bottom - top_pad
     peak = max((max(v.values(), default=0) for _, v in points), default=0) or 1
     n = max(1, len(points) - 1)

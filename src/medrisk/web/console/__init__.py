@@ -8,9 +8,12 @@ periodic statistical reports to their subscribers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -66,11 +69,15 @@ def mount(app: FastAPI, ctx: Platform) -> None:
     app.include_router(routes.site)
     app.mount("/console/static", StaticFiles(directory=str(STATIC)), name="console-static")
     bg = Background(ctx)
+    inner = app.router.lifespan_context
 
-    @app.on_event("startup")
-    def _start() -> None:  # only a running server (uvicorn) starts it, not every TestClient
-        bg.start()
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        bg.start()  # only a running server (uvicorn) starts it, not a TestClient used without `with`
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            bg.stop()
 
-    @app.on_event("shutdown")
-    def _stop() -> None:
-        bg.stop()
+    app.router.lifespan_context = lifespan

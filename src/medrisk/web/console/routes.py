@@ -314,9 +314,18 @@ def app_page(request: Request, filing_id: int) -> Response:
         can_act=can_act,
         actions=_allowed_actions(ctx, state) if can_act and state else [],
         can_upload=p.can(Perm.VERSION_UPLOAD),
-        message=request.query_params.get("ok"),
+        message=_done_message(request.query_params.get("ok"), v.lang),
         now=utcnow(),
     )
+
+
+def _done_message(ok: str | None, lang: str) -> str | None:
+    """The confirmation after a redirect names the action in the user's language."""
+    if not ok:
+        return None
+    L = i18n.labels(lang)
+    names = {"approved": L["approve"], "rejected": L["reject"], "uploaded": L["upload"]}
+    return names.get(ok) or L.get(ok) or ok
 
 
 @router.post("/apps/{filing_id}/review", response_class=HTMLResponse)

@@ -1,0 +1,113 @@
+"""A running console for the tests: the demo data of `medrisk serve` (real corpus APKs scanned for
+real) on SQLite, served by uvicorn on a loopback port in a thread, and one headless Chromium.
+
+Chromium is Debian's (`apt-get install chromium`, scripts/test.sh); Playwright only drives it
+(never `playwright install`). A missing browser fails the tests with the install command.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from medrisk.platform import demo, scanning
+from medrisk.platform.context import Platform
+from tests.platform.fixtures import _fast_argon2, make_platform, scan_runner  # noqa: F401
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS_ENV = "MEDRISK_ARTIFACTS"  # keep screenshots somewhere else (e.g. a CI artefact folder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Console:
+    ctx: Platform
+    base: str
+    users: dict[str, demo.DemoUser]
+    _steps: dict[str, int] = field(default_factory=dict)
+
+    def totp(self, username: str) -> str:
+        """A one-time code not used before by these tests (each 30-second step is accepted once)."""
+        secret = self.users[username].totp_secret
+        assert secret
+        now_step = int(time.time()) // 30
+        step = max(now_step - 1, self._steps.get(username, 0) + 1)
+        if step > now_step + 1:
+            time.sleep((step - 1) * 30 - time.time() + 0.05)
+        self._steps[username] = step
+        return pyotp.TOTP(secret).at(step * 30)
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, scan_runner, corpus_dir) -> Iterator[Console]:  # noqa: F811
+    import uvicorn
+
+    from medrisk.web.app import create_app
+
+    tmp = tmp_path_factory.mktemp("console")
+    ctx = make_platform(f"sqlite:///{tmp / 'medrisk.db'}", tmp, scan_runner)
+    users = {u.username: u for u in demo.seed(ctx)}
+    scanning.requeue_unfinished(ctx)  # what `medrisk serve` does on start: the demo scans run (inline here)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            pytest.fail("the console server did not start")
+        time.sleep(0.05)
+    try:
+        yield Console(ctx, f"http://127.0.0.1:{port}", users)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
+        pytest.fail("chromium not found: apt-get install chromium (or run scripts/test.sh)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: the pytest temporary directory, or $MEDRISK_ARTIFACTS."""
+    import os
+
+    env = os.environ.get(ARTIFACTS_ENV)
+    path = Path(env) / "console" if env else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
