@@ -111,6 +111,12 @@ def _jobs_status(ctx: Any) -> str:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    # prometheus-client picks its multiprocess mode (pool children) when it is first imported
+    from medrisk.platform.service import resolve_data_dir
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        mp = resolve_data_dir(args.data_dir) / "metrics" / f"worker-{os.getpid()}"
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     from medrisk.jobs import worker
 
     cfg = _config(args)
@@ -166,6 +172,12 @@ def _jobs(args: argparse.Namespace) -> int:
                     print("queued: " + ", ".join(f"{k} {v}" for k, v in ctx.jobs.queue_depth().items()))
                 except Exception as exc:
                     print(f"queue depth unknown: {exc}")
+            return 0
+        if args.action == "requeue":  # after a broker lost its data: scans queued or running are sent again
+            from medrisk.platform.scanning import requeue_unfinished
+
+            print(f"{requeue_unfinished(ctx)} scans sent again (a scan already finished is not run twice)")
+            ctx.jobs.join(None if cfg.jobs == "thread" else 0)
             return 0
         if args.action == "rescan-all":
             from medrisk.jobs.bulk import rescan_all
@@ -415,7 +427,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.set_defaults(func=_worker)
 
     j = sub.add_parser("jobs", help="parked jobs (retry, dismiss), queue status, bulk rescans")
-    j.add_argument("action", choices=["parked", "retry", "dismiss", "status", "rescan-all"])
+    j.add_argument("action", choices=["parked", "retry", "dismiss", "status", "rescan-all", "requeue"])
     j.add_argument("id", nargs="?", type=int, help="the parked job's id (retry, dismiss)")
     j.add_argument("--all", action="store_true", help="parked: also those retried or dismissed")
     j.add_argument("--jobs", choices=["thread", "celery"], help="job backend (default $MEDRISK_JOBS)")

@@ -110,6 +110,7 @@ def run_attempt(
         _park(spec, payload, job_id, attempt - 1, error, parking)
         return Attempt("parked", error=error)
     token = logs.bind(job_id=job_id, job=spec.name, request_id=request_id)
+    log.info("job %s started (attempt %s/%s)", spec.name, attempt, spec.max_attempts)
     started = time.perf_counter()
     try:
         spec.handler(**payload)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,11 +118,16 @@ def run(
     loglevel: str = "info",
     log_format: str | None = None,
 ) -> int:
-    # prometheus-client must be in multiprocess mode before its metrics are created (pool children)
+    # prometheus-client must be in multiprocess mode before it is imported (medrisk.platform_cli sets it)
     mp_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or cfg.data_dir / "metrics" / f"worker-{os.getpid()}")
     shutil.rmtree(mp_dir, ignore_errors=True)
     mp_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp_dir)
+    if "prometheus_client" in sys.modules and not os.environ.get("MEDRISK_WORKER_MP_OK"):
+        import prometheus_client.values as pv
+
+        if pv.ValueClass.__name__ == "MutexValue":  # imported too early: re-pick the multiprocess value class
+            pv.ValueClass = pv.get_value_class()
 
     from celery import signals
 
@@ -162,6 +168,10 @@ def run(
     @signals.worker_ready.connect
     def _ready(**_kw: Any) -> None:
         _State.ready = True
+        try:  # the web side sends jobs here from this moment, not from the next beat
+            main_queue.redis.zadd(celery_backend.WORKERS_KEY, {_State.name: time.time()})
+        except Exception as exc:
+            log.warning("heartbeat to the broker failed: %s", exc)
         log.info("worker %s ready: queues %s, %s processes", _State.name, ",".join(queues), concurrency)
 
     @signals.worker_shutting_down.connect

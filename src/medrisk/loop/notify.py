@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
+CLAIM_LEASE = timedelta(minutes=5)  # a delivery in progress owns its notification this long
 DIGEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
 
@@ -292,12 +293,19 @@ def deliver(svc: LoopService, notification_id: int) -> bool:
     """One attempt; records it. True if sent. Never raises (the scheduler retries)."""
     cfg = svc.config
     with svc.ctx.db.session() as db:
-        n = db.get(Notification, notification_id)
+        n = db.get(Notification, notification_id, with_for_update=True)
         if n is None or n.status != "pending":
             return False
         ep = db.get(NotifyEndpoint, n.endpoint_id) if n.endpoint_id else None
         if ep is not None and not ep.enabled:
             return False  # held until an administrator re-enables the endpoint
+        claimed_at = svc.clock.now()
+        if n.next_attempt_at is not None and n.next_attempt_at > claimed_at:
+            return False  # another delivery holds it (a redelivered job) or its retry is not due yet
+        # claim it: a concurrent or redelivered job skips it; if this process dies while sending,
+        # the tick picks it up again when the lease ends
+        n.next_attempt_at = claimed_at + CLAIM_LEASE
+        db.flush()
         db.expunge(n)
         if ep is not None:
             db.expunge(ep)

@@ -1,0 +1,135 @@
+"""Celery + Redis with real `medrisk worker` processes: an upload's scan on a worker, many scans
+across two workers, a worker killed mid-scan, Redis restarted, fallback when they are gone."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from medrisk.jobs import metrics
+from medrisk.jobs.celery_backend import CeleryQueue
+from tests.jobs.conftest import Cluster
+from tests.jobs.procs import wait_for
+
+SMALL = "DroidBench-LogNoLeak.apk"
+
+
+def _done_on_workers(c: Cluster, job: str = "scan") -> float:
+    return sum(w.metric("medrisk_jobs_total", job=job, outcome="done") for w in c.workers.values())
+
+
+def test_an_uploads_scan_runs_on_a_worker(cluster, corpus_dir):
+    assert isinstance(cluster.ctx.jobs, CeleryQueue)
+    before = _done_on_workers(cluster)
+    _v, sid = cluster.upload(corpus_dir / SMALL)
+    (scan,) = cluster.wait_scans([sid])
+    assert scan.status == "done" and scan.grade in ("A", "B", "C") and scan.result_sm3
+    assert _done_on_workers(cluster) == before + 1  # it ran on a worker, not in this process
+    assert metrics.ENQUEUED.labels("scan", "interactive", "fallback")._value.get() == 0
+
+
+def test_many_scans_across_two_workers_each_stored_once(cluster, corpus_dir):
+    v, first = cluster.upload(corpus_dir / SMALL)
+    cluster.wait_scans([first])
+    vid = v["id"]
+    before = {n: w.metric("medrisk_jobs_total", job="scan.bulk", outcome="done") for n, w in cluster.workers.items()}
+    ids = cluster.new_scans(vid, 60)
+    t0 = time.monotonic()
+    for sid in ids:
+        cluster.ctx.jobs.enqueue("scan.bulk", scan_id=sid)
+    rows = cluster.wait_scans(ids, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert all(s.status == "done" for s in rows), [(s.id, s.status, s.error_message) for s in rows if s.status != "done"]
+    assert len({s.result_sm3 for s in rows}) == 1  # the same package and rules: one result, stored per scan
+    per_worker = {
+        n: w.metric("medrisk_jobs_total", job="scan.bulk", outcome="done") - before[n]
+        for n, w in cluster.workers.items()
+    }
+    assert sum(per_worker.values()) >= len(ids)
+    assert all(v >= 5 for v in per_worker.values()), per_worker  # spread across both workers
+    assert elapsed < 120
+
+
+LARGE = "InsecureBankv2.apk"
+
+
+def _attempts(c: Cluster, job_id: str) -> int:
+    return int(c.redis.client().get(f"medrisk:job:{job_id}:attempts") or 0)
+
+
+def test_graceful_stop_then_a_worker_killed_mid_scan_its_job_completes_on_the_other(cluster, corpus_dir):
+    v, first = cluster.upload(corpus_dir / LARGE)
+    cluster.wait_scans([first])
+    # graceful shutdown: worker b finishes what it runs and exits 0; its heartbeat is withdrawn at once
+    b = cluster.workers.pop("b")
+    assert b.stop() == 0
+    assert b.name not in " ".join(cluster.ctx.jobs.workers_alive())
+    ids = cluster.new_scans(v["id"], 4)
+    jobs = {sid: cluster.ctx.jobs.enqueue("scan.bulk", scan_id=sid) for sid in ids}
+    a = cluster.workers["a"]
+    running = wait_for(lambda: [s.id for s in cluster.scans(ids) if s.status == "running"], 30, "a running scan", 0.01)
+    a.kill(signal.SIGKILL)  # the whole worker, pool included: nothing acknowledges the message
+    a.proc.wait(10)
+    cluster.workers.pop("a")
+    other = cluster.add_worker("c").wait_ready()
+    rows = cluster.wait_scans(ids, timeout=60)
+    assert [s.status for s in rows] == ["done"] * 4, [(s.id, s.status, s.error_message) for s in rows]
+    assert _attempts(cluster, jobs[running[0]]) == 2  # redelivered once, after the visibility timeout
+    assert other.metric("medrisk_jobs_total", job="scan.bulk", outcome="done") >= 1
+    assert len({s.result_sm3 for s in rows}) == 1
+    cluster.add_worker("d").wait_ready()  # two workers again for the next tests
+
+
+def test_redis_restart_loses_no_job(cluster, corpus_dir):
+    v, first = cluster.upload(corpus_dir / SMALL)
+    cluster.wait_scans([first])
+    ids = cluster.new_scans(v["id"], 20)
+    for sid in ids:
+        cluster.ctx.jobs.enqueue("scan.bulk", scan_id=sid)
+    cluster.redis.kill(signal.SIGKILL)  # no clean shutdown: only the append-only file survives
+    time.sleep(1.0)
+    cluster.redis.start()
+    rows = cluster.wait_scans(ids, timeout=90)
+    assert [s.status for s in rows] == ["done"] * len(ids), [(s.id, s.status, s.error_message) for s in rows]
+    for w in cluster.workers.values():
+        wait_for(w.ready, 30, f"worker {w.name} ready again after the broker restart", 0.2)
+
+
+def test_priorities_uploads_before_bulk_rescans(cluster, corpus_dir):
+    """With every worker busy on a bulk rescan, a builder's upload is the next job to run."""
+    v, first = cluster.upload(corpus_dir / SMALL)
+    cluster.wait_scans([first])
+    bulk = cluster.new_scans(v["id"], 12)
+    for sid in bulk:
+        cluster.ctx.jobs.enqueue("scan.bulk", scan_id=sid)
+    (urgent,) = cluster.new_scans(v["id"], 1)
+    cluster.ctx.jobs.enqueue("scan", scan_id=urgent)
+    rows = {s.id: s for s in cluster.wait_scans([*bulk, urgent], timeout=90)}
+    order = sorted(rows, key=lambda i: rows[i].started_at)
+    # at most one bulk job per worker process was already running or taken when it arrived
+    assert order.index(urgent) <= len(cluster.workers) + 1, order
+
+
+def test_fallback_when_workers_or_redis_are_gone(cluster, corpus_dir, caplog):
+    v, first = cluster.upload(corpus_dir / SMALL)
+    cluster.wait_scans([first])
+    cluster.stop_workers()
+    caplog.set_level(logging.WARNING, logger="medrisk.jobs.celery_backend")
+    (sid,) = cluster.new_scans(v["id"], 1)
+    time.sleep(1.1)  # the availability check is cached for a second
+    t0 = time.monotonic()
+    cluster.ctx.jobs.enqueue("scan", scan_id=sid)
+    assert time.monotonic() - t0 < 3
+    assert cluster.wait_scans([sid], timeout=30)[0].status == "done"  # ran in this process
+    assert "no medrisk worker is alive" in caplog.text and "running jobs in this process" in caplog.text
+    cluster.redis.kill(signal.SIGKILL)
+    caplog.clear()
+    (sid2,) = cluster.new_scans(v["id"], 1)
+    time.sleep(1.1)
+    t0 = time.monotonic()
+    cluster.ctx.jobs.enqueue("scan", scan_id=sid2)
+    assert time.monotonic() - t0 < 3  # no hanging on a dead broker
+    assert cluster.wait_scans([sid2], timeout=30)[0].status == "done"
+    assert "is unreachable" in caplog.text
+    cluster.redis.start()
