@@ -1,0 +1,222 @@
+"""The console over HTTP (no browser): session cookie flags, CSRF, visibility by organisation,
+escaping, exports, the audit page, the comparison of two scans, login failures and redirects."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from medrisk.platform import filings
+from medrisk.platform.demo import _principal
+from medrisk.store.models import Filing, Organisation, Scan
+
+TINY = "android.appsecurity.cts.tinyapp"
+
+
+def client(console) -> httpx.Client:
+    return httpx.Client(base_url=console.base, timeout=60, follow_redirects=False)
+
+
+def login(console, username: str) -> httpx.Client:
+    c = client(console)
+    page = c.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    data = {"csrf": csrf, "username": username, "password": console.users[username].password, "next": "/console/"}
+    if console.users[username].totp_secret:
+        data["totp"] = console.totp(username)
+    r = c.post("/console/login", data=data)
+    assert r.status_code == 303, r.text
+    return c
+
+
+def csrf_of(c: httpx.Client, path: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', c.get(path).text).group(1)
+
+
+def fid(console, package: str) -> int:
+    with console.ctx.db.session() as db:
+        return db.scalar(select(Filing.id).where(Filing.package == package))
+
+
+@pytest.fixture(scope="module")
+def hz(console) -> httpx.Client:
+    return login(console, "hz.regulator")
+
+
+def test_session_cookie_and_security_headers(console):
+    c = client(console)
+    page = c.get("/console/login")
+    assert page.status_code == 200
+    for header in ("content-security-policy", "x-frame-options", "x-content-type-options"):
+        assert header in page.headers
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    u = console.users["corp.builder"]
+    r = c.post("/console/login", data={"csrf": csrf, "username": u.username, "password": u.password})
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "medrisk_session=mrs_" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Path=/console" in cookie
+    token = cookie.split("medrisk_session=")[1].split(";")[0]
+    home = c.get("/console/")
+    assert home.status_code == 200 and token not in home.text  # the token never reaches a page
+    assert c.get("/").headers["location"] == "/console/"
+
+
+def test_login_failures_and_redirect_target(console):
+    c = client(console)
+    page = c.get("/console/login", params={"next": "//evil.example/steal"})
+    assert 'name="next" value="/console/"' in page.text  # no open redirect
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    bad = c.post("/console/login", data={"csrf": csrf, "username": "hz.regulator", "password": "wrong-Password-1"})
+    assert bad.status_code == 401 and "登录失败" in bad.text
+    nobody = c.post("/console/login", data={"csrf": csrf, "username": "no.such.user", "password": "wrong-Password-1"})
+    assert nobody.status_code == 401 and re.sub(r"\s+", " ", nobody.text) == re.sub(r"\s+", " ", bad.text)
+    # the login form itself is CSRF protected (a pre-login cookie bound to the form)
+    fresh = client(console)
+    forged = fresh.post("/console/login", data={"csrf": "x", "username": "hz.regulator", "password": "p"})
+    assert forged.status_code == 403
+    assert c.get("/console/").headers["location"].startswith("/console/login")
+
+
+def test_state_changes_need_the_csrf_token_and_same_origin(console, hz):
+    app = fid(console, "fr.mobdev.blooddonation")
+    body = {"action": "suspend", "reason": "test", "confirm": "yes"}
+    assert hz.post(f"/console/apps/{app}/action", data=body).status_code == 403
+    assert hz.post(f"/console/apps/{app}/action", data={**body, "csrf": "0" * 64}).status_code == 403
+    token = csrf_of(hz, f"/console/apps/{app}")
+    other = hz.post(
+        f"/console/apps/{app}/action", data={**body, "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert other.status_code == 403
+    no_reason = hz.post(f"/console/apps/{app}/action", data={"action": "suspend", "confirm": "yes", "csrf": token})
+    assert no_reason.status_code == 422 and "原因" in no_reason.text
+    assert hz.post(f"/console/apps/{app}/upload", content=b"PK").status_code == 403  # upload: token in a header
+    ok = hz.post(f"/console/apps/{app}/action", data={**body, "csrf": token})
+    assert ok.status_code == 303
+    page = hz.get(f"/console/apps/{app}")
+    assert "已熔断" in page.text
+    with console.ctx.db.session() as db:
+        from medrisk.store.models import AuditEntry
+
+        entry = db.scalars(
+            select(AuditEntry).where(AuditEntry.action == "disposition.transition").order_by(AuditEntry.seq.desc())
+        ).first()
+        assert entry.actor == "hz.regulator" and entry.details["to"] == "suspended"
+
+
+def test_visibility_follows_the_organisation_tree(console, hz):
+    nj = login(console, "nj.builder")
+    corp_app = fid(console, "fr.mobdev.blooddonation")
+    with console.ctx.db.session() as db:
+        corp_scan = db.scalar(select(Scan.id).where(Scan.filing_id == corp_app))
+        js = db.scalar(select(Organisation.id).where(Organisation.name == "江苏省卫生健康委员会"))
+    for path in (
+        f"/console/apps/{corp_app}",
+        f"/console/scans/{corp_scan}",
+        f"/console/scans/{corp_scan}/report.html",
+        f"/console/scans/{corp_scan}/report.pdf.sig",
+        f"/console/apps/{corp_app}/compare",
+    ):
+        assert nj.get(path).status_code == 404, path
+    mine = nj.get("/console/").text
+    assert "南京健康云" in mine and "无偿献血助手" not in mine and "糖尿病健康管理" not in mine
+    assert hz.get(f"/console/orgs/{js}").status_code == 404  # another province
+    assert nj.get("/console/audit").status_code == 403  # builders have no audit permission
+    assert nj.get("/console/exports/apps.csv").status_code == 403  # nor exports
+
+
+def test_exports_respect_visibility_and_neutralise_formulas(console):
+    with console.ctx.db.session() as db:
+        p = _principal(db, "hosp.builder")
+        f = filings.create_filing(
+            console.ctx,
+            db,
+            p,
+            {
+                "name": '=HYPERLINK("http://evil.example")<script>alert(1)</script>',
+                "package": "com.example.formula",
+                "platform": "android",
+                "app_type": "问诊挂号类",
+                "current_version": "1.0",
+                "privacy_policy_url": "https://example.org/p",
+            },
+        )
+        formula_id = f.id
+    admin = login(console, "hosp.admin")
+    page = admin.get(f"/console/apps/{formula_id}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    rows = list(csv.DictReader(io.StringIO(admin.get("/console/exports/apps.csv").content.decode("utf-8-sig"))))
+    names = {r["name"] for r in rows}
+    assert "糖尿病健康管理" in names and "无偿献血助手" not in names and "南京健康云" not in names
+    formula = next(r for r in rows if r["filing_id"] == str(formula_id))
+    assert formula["name"].startswith("'=")
+    wb = load_workbook(io.BytesIO(admin.get("/console/exports/findings.xlsx").content))
+    ws = wb.active
+    header = [c.value for c in next(ws.iter_rows(max_row=1))]
+    assert header[:3] == ["filing_id", "institution", "name"]
+    packages = {r[3] for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert packages and packages <= {"com.example.kbb12.dms", "com.htbridge.pivaa"}
+    xlsx_apps = load_workbook(io.BytesIO(admin.get("/console/exports/apps.xlsx").content)).active
+    cell = next(r for r in xlsx_apps.iter_rows(min_row=2, values_only=True) if r[0] == formula_id)[2]
+    assert cell.startswith("'=")  # stored as text, not a formula
+    with console.ctx.db.session() as db:
+        from medrisk.store.models import AuditEntry
+
+        actions = set(db.scalars(select(AuditEntry.action).where(AuditEntry.actor == "hosp.admin")))
+    assert {"export.apps", "export.findings"} <= actions
+
+
+def test_audit_search_and_chain_verification(console):
+    aud = login(console, "nat.auditor")
+    page = aud.get("/console/audit", params={"action": "login."})
+    assert page.status_code == 200 and "login.success" in page.text and "filing.approved" not in page.text
+    checked = aud.get("/console/audit", params={"verify": 1})
+    assert "审计日志完整" in checked.text
+
+
+def test_compare_two_scans(console, corpus_dir):
+    """Two real releases of one package: the comparison splits the findings into fixed/new/unchanged."""
+    c = login(console, "nj.builder")
+    with console.ctx.db.session() as db:
+        from medrisk.platform.versions import inspect_package
+
+        cert = inspect_package((corpus_dir / "apksig-debuggable-boolean.apk").read_bytes()).certificates
+        f = filings.create_filing(
+            console.ctx,
+            db,
+            _principal(db, "nj.builder"),
+            {
+                "name": "对比测试",
+                "package": TINY,
+                "platform": "android",
+                "app_type": "问诊挂号类",
+                "current_version": "1.0",
+                "privacy_policy_url": "https://example.org/p",
+                "signing_certificates": cert,
+            },
+        )
+        app = f.id
+    token = csrf_of(c, f"/console/apps/{app}")
+    for name in ("apksig-debuggable-boolean.apk", "apksig-debuggable-resource.apk"):
+        r = c.post(
+            f"/console/apps/{app}/upload",
+            params={"file_name": name},
+            content=(corpus_dir / name).read_bytes(),
+            headers={"X-CSRF-Token": token, "Origin": console.base},
+        )
+        assert r.status_code == 200 and r.json()["ok"], r.text
+    with console.ctx.db.session() as db:
+        a, b = db.scalars(select(Scan).where(Scan.filing_id == app).order_by(Scan.id)).all()
+    ra = {x["rule_id"] for x in a.result["findings"] if not x["suppressed"]}
+    rb = {x["rule_id"] for x in b.result["findings"] if not x["suppressed"]}
+    page = c.get(f"/console/apps/{app}/compare", params={"a": a.id, "b": b.id}).text
+    counts = dict(re.findall(r"<h2>(已修复|新增|未变化) \((\d+)\)</h2>", page))
+    assert counts == {"已修复": str(len(ra - rb)), "新增": str(len(rb - ra)), "未变化": str(len(ra & rb))}
+    assert len(ra & rb) > 0
