@@ -9,8 +9,6 @@ worker), so a hostile package cannot hang or exhaust the machine.
 
 from __future__ import annotations
 
-import hashlib
-import multiprocessing as mp
 import os
 import resource
 import signal
@@ -19,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medrisk import __version__
 from medrisk.analysis.apk import analyse_apk
 from medrisk.analysis.errors import AnalysisError, LimitExceeded
 from medrisk.analysis.libraries import is_library
@@ -29,7 +26,7 @@ from medrisk.privacy.policy import load_policy_file
 from medrisk.risk.scoring import RiskModel, load_model, score
 from medrisk.rules import suppress
 from medrisk.rules.engine import Engine
-from medrisk.rules.loader import LIBRARY, load_library
+from medrisk.rules.loader import load_library_versioned
 from medrisk.rules.model import SEVERITY_ORDER
 
 SCHEMA_VERSION = "1.0"
@@ -50,11 +47,10 @@ class Scanner:
 
     def __init__(self, options: ScanOptions | None = None) -> None:
         self.options = options or ScanOptions()
-        self.rules = load_library(self.options.rule_dirs)
+        self.rules, self.library_version = load_library_versioned(self.options.rule_dirs)
         self.engine = Engine(self.rules)
         self.model: RiskModel = load_model(self.options.risk_model)
         self.suppressions = suppress.load_suppressions(self.options.suppressions) if self.options.suppressions else []
-        self.library_version = library_version(self.options.rule_dirs)
         warm_caches()
         resolve_app_type(self.options.app_type)  # ValueError naming the valid types, before any scan
         self.policy_text: str | None = None
@@ -139,14 +135,8 @@ def _summary(findings: list[Any]) -> dict[str, int]:
 
 
 def library_version(extra: list[Path] | None = None) -> str:
-    h = hashlib.sha256()
-    files = sorted(LIBRARY.rglob("*.yaml"))
-    for d in extra or []:
-        files += sorted(Path(d).rglob("*.yaml"))
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return f"{__version__}+{h.hexdigest()[:12]}"
+    """``<medrisk version>+<hash of the rule files>``, as in every scan result."""
+    return load_library_versioned(extra)[1]
 
 
 def failure(path: str, code: str, message: str) -> dict[str, Any]:
@@ -235,6 +225,8 @@ def scan_paths(paths: list[str], options: ScanOptions, jobs: int = 1, isolate: b
         finally:
             signal.signal(signal.SIGALRM, previous)
         return
+    import multiprocessing as mp  # here: only batches in worker processes need it
+
     ctx = mp.get_context("fork")
     with ctx.Pool(max(1, jobs), initializer=_limit_worker, initargs=(options.limits,), maxtasksperchild=100) as pool:
         yield from pool.imap(_scan_one, paths, chunksize=1)

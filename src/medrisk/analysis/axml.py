@@ -28,7 +28,6 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
-from xml.sax.saxutils import escape, quoteattr
 
 from medrisk.analysis.errors import AnalysisError
 
@@ -604,6 +603,9 @@ def to_xml(tree: Document | Element, resolve_name=None) -> str:
     ``resolve_name`` (e.g. ``ResourceTable.name``) turns ``@0x7f...`` into ``@type/name``.
     Names and values are sanitised so the result is always well-formed XML.
     """
+    # imported here: xml.sax.saxutils pulls in urllib, http and email (~20 ms), and scans never render
+    from xml.sax.saxutils import escape, quoteattr
+
     root = tree.root if isinstance(tree, Document) else tree
     prefixes: dict[str, str] = {ANDROID_NS: "android"}
     if isinstance(tree, Document):

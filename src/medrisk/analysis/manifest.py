@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources as importlib_resources
+from pathlib import Path
 from typing import Any
 
 from medrisk.analysis.arsc import BAG, ResourceTable
@@ -32,10 +32,9 @@ MAX_DEEP_LINKS_PER_FILTER = 1000
 
 @lru_cache(maxsize=1)
 def _permission_table() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
-    import yaml
+    from medrisk.datafiles import load_yaml  # parsed once, then from the cache
 
-    text = (importlib_resources.files("medrisk.analysis") / "data" / "permissions.yaml").read_text("utf-8")
-    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506
+    raw = load_yaml((Path(__file__).parent / "data" / "permissions.yaml").read_text("utf-8")) or {}
     exact: dict[str, str] = {}
     for level in PROTECTION_LEVELS:
         for name in raw.get(level) or ():
