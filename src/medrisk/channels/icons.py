@@ -28,7 +28,7 @@ def dhash(data: bytes | None) -> str | None:
             # transparent areas count as white, as a launcher shows them on a light background
             bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
             g = Image.alpha_composite(bg, im).convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-            px = list(g.getdata())
+            px = g.tobytes()  # one byte per pixel in mode L
     except Exception:  # noqa: BLE001 - Pillow raises many types for bad images; any of them means "no hash"
         return None
     bits = 0

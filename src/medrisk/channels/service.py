@@ -147,8 +147,11 @@ class ChannelService:
         if unknown:
             raise Invalid(f"unknown channel setting(s): {', '.join(sorted(unknown))}", field="config")
         owner = org_id if org_id is not None else actor.org_id
-        if not actor.is_admin or owner:
-            get_visible(db, actor, Organisation, owner, "organisation")
+        if not owner:  # the platform operator (CLI): the national root watches it
+            owner = db.scalar(select(Organisation.id).where(Organisation.parent_id.is_(None)).order_by(Organisation.id))
+            if owner is None:
+                raise Invalid("create the organisation tree first (medrisk org add)", field="org_id")
+        get_visible(db, actor, Organisation, owner, "organisation")
         if db.scalar(select(Channel.id).where(Channel.name == name)) is not None:
             raise Conflict(f"a channel named {name!r} exists")
         ch = Channel(
@@ -655,6 +658,17 @@ class ChannelService:
                         if f.get("severity") in SEVERE and not f.get("suppressed")
                     )
                     grades[vid] = (grade, severe)
+            # the filed app's icon when no release was uploaded: a genuine listing (its package, a filed signer)
+            genuine_icons: dict[int, str] = {}
+            by_pkg = {r.package: r.id for r in rows}
+            for pkg, icon, lsigners in db.execute(
+                select(ChannelListing.package, ChannelListing.icon_hash, ChannelListing.signer_sha256).where(
+                    ChannelListing.icon_hash.is_not(None), ChannelListing.filing_id.is_not(None)
+                )
+            ):
+                fid = by_pkg.get(pkg)
+                if fid is not None and set(lsigners or []) & signers.get(fid, set()):
+                    genuine_icons.setdefault(fid, icon)
         filed = []
         for r in rows:
             vid, code, sha = latest.get(r.id, (None, None, None))
@@ -671,7 +685,7 @@ class ChannelService:
                     version_code=code,
                     grade=grade,
                     severe_rules=severe,
-                    icon_hash=self._filing_icon(sha) if sha else None,
+                    icon_hash=(self._filing_icon(sha) if sha else None) or genuine_icons.get(r.id),
                 )
             )
         return Matcher(filed)
