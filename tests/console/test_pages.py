@@ -220,3 +220,43 @@ def test_compare_two_scans(console, corpus_dir):
     counts = dict(re.findall(r"<h2>(已修复|新增|未变化) \((\d+)\)</h2>", page))
     assert counts == {"已修复": str(len(ra - rb)), "新增": str(len(rb - ra)), "未变化": str(len(ra & rb))}
     assert len(ra & rb) > 0
+
+
+def test_lookalikes_panel_shows_open_verdicts_of_the_jurisdiction(console, hz):
+    """Channel monitoring's verdicts (medrisk.channels) appear on the overview of the region only."""
+    from medrisk.store.models import Channel, ChannelListing, ChannelVerdict, utcnow
+
+    corp_app = fid(console, "fr.mobdev.blooddonation")
+    with console.ctx.db.session() as db:
+        f = db.get(Filing, corp_app)
+        hz_org = db.scalar(select(Organisation.id).where(Organisation.name == "杭州市卫生健康委员会"))
+        ch = Channel(org_id=hz_org, name="测试应用市场", kind="folder", url="/tmp/none", created_at=utcnow())
+        db.add(ch)
+        db.flush()
+        listing = ChannelListing(
+            channel_id=ch.id,
+            org_id=f.org_id,
+            listing_key="fr.mobdev.blooddonati0n@1",
+            package="fr.mobdev.blooddonati0n",
+            app_name="无偿献血助手 Pro",
+        )
+        db.add(listing)
+        db.flush()
+        db.add(
+            ChannelVerdict(
+                dedupe_key=f"lookalike:{listing.id}",
+                kind="lookalike",
+                severity="high",
+                channel_id=ch.id,
+                listing_id=listing.id,
+                filing_id=f.id,
+                org_id=f.org_id,
+                score=0.93,
+            )
+        )
+    page = hz.get("/console/").text
+    panel = page.split("仿冒应用 (")[1].split("</section>")[0]
+    assert panel.startswith("1)") and "无偿献血助手 Pro" in panel and "测试应用市场" in panel
+    assert f"/console/apps/{corp_app}" in panel
+    js = login(console, "js.regulator")
+    assert "无偿献血助手 Pro" not in js.get("/console/").text

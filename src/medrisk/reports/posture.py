@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 from sqlalchemy.orm import Session
 
 from medrisk.platform.context import Platform
@@ -70,42 +71,71 @@ def _open_findings(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in result.get("findings") or [] if not f.get("suppressed") and f.get("severity") != "secure"]
 
 
-def index_scan(db: Session, scan: Scan) -> None:
-    """Fold one finished scan into the index (the caller holds the index lock)."""
-    if scan.status != "done" or not scan.grade or scan.finished_at is None:
+def index_batch(db: Session, scans: list[Scan]) -> None:
+    """Fold finished scans (in id order) into the index; the caller holds the index lock.
+
+    One query per table for the whole batch (not per scan): the first indexing of a database
+    with many scans, after an upgrade, should take seconds, not minutes."""
+    done = [s for s in scans if s.status == "done" and s.grade and s.finished_at is not None]
+    if not done:
         return
-    key = (scan.org_id, _month(scan.finished_at), scan.grade)
-    m = db.get(PostureMonthly, key)
-    if m is None:
-        db.add(PostureMonthly(org_id=key[0], month=key[1], grade=key[2], scans=1))
-    else:
-        m.scans += 1
-    app = db.get(PostureApp, scan.filing_id)
-    if app is not None and app.scan_id > scan.id:
-        return  # an older scan finishing late: counted in the trend, not the current posture
-    findings = _open_findings(scan.result or {})
-    if app is None:
-        app = PostureApp(filing_id=scan.filing_id)
-        db.add(app)
-    app.org_id, app.scan_id, app.version_id = scan.org_id, scan.id, scan.version_id
-    app.grade, app.score, app.findings = scan.grade, float(scan.score or 0), len(findings)
-    app.finished_at = scan.finished_at
-    db.execute(delete(PostureRuleHit).where(PostureRuleHit.filing_id == scan.filing_id))
-    seen: set[str] = set()
-    for f in findings:
-        rid = str(f.get("rule_id") or "")[:32]
-        if not rid or rid in seen:
-            continue
-        seen.add(rid)
-        db.add(
-            PostureRuleHit(
-                filing_id=scan.filing_id,
-                rule_id=rid,
-                org_id=scan.org_id,
-                severity=str(f.get("severity") or "")[:16],
-                category=str(f.get("category") or "").split(".")[0][:48],
-            )
+    with db.no_autoflush:
+        counts: Counter[tuple[int, str, str]] = Counter(
+            (s.org_id, _month(s.finished_at), s.grade)  # type: ignore[arg-type]
+            for s in done
         )
+        months = {m for _, m, _ in counts}
+        existing = {
+            (m.org_id, m.month, m.grade): m
+            for m in db.scalars(
+                select(PostureMonthly).where(
+                    PostureMonthly.org_id.in_({k[0] for k in counts}), PostureMonthly.month.in_(months)
+                )
+            )
+        }
+        for key, n in counts.items():
+            if key in existing:
+                existing[key].scans += n
+            else:
+                db.add(PostureMonthly(org_id=key[0], month=key[1], grade=key[2], scans=n))
+        apps = {
+            a.filing_id: a
+            for a in db.scalars(select(PostureApp).where(PostureApp.filing_id.in_({s.filing_id for s in done})))
+        }
+        newest: dict[int, Scan] = {}
+        for s in done:  # the latest scan of each filing in this batch, unless the index has a later one
+            current = apps.get(s.filing_id)
+            if current is not None and current.scan_id > s.id:
+                continue  # an older scan finishing late: counted in the trend, not the current posture
+            newest[s.filing_id] = s
+        if not newest:
+            return
+        db.execute(delete(PostureRuleHit).where(PostureRuleHit.filing_id.in_(list(newest))))
+        for fid, scan in newest.items():
+            findings = _open_findings(scan.result or {})
+            app = apps.get(fid)
+            if app is None:
+                app = PostureApp(filing_id=fid)
+                db.add(app)
+            app.org_id, app.scan_id, app.version_id = scan.org_id, scan.id, scan.version_id
+            app.grade, app.score, app.findings = scan.grade, float(scan.score or 0), len(findings)
+            app.finished_at = scan.finished_at
+            seen: set[str] = set()
+            for f in findings:
+                rid = str(f.get("rule_id") or "")[:32]
+                if not rid or rid in seen:
+                    continue
+                seen.add(rid)
+                db.add(
+                    PostureRuleHit(
+                        filing_id=fid,
+                        rule_id=rid,
+                        org_id=scan.org_id,
+                        severity=str(f.get("severity") or "")[:16],
+                        category=str(f.get("category") or "").split(".")[0][:48],
+                    )
+                )
+    db.flush()
 
 
 def index_pending(ctx: Platform, batch: int = 500) -> int:
@@ -127,8 +157,7 @@ def index_pending(ctx: Platform, batch: int = 500) -> int:
             scans = list(db.scalars(stmt))
             if not scans:
                 return total
-            for s in scans:
-                index_scan(db, s)
+            index_batch(db, scans)
             state.watermark = scans[-1].id
             state.updated_at = utcnow()
             total += len(scans)
@@ -141,6 +170,18 @@ def index_pending(ctx: Platform, batch: int = 500) -> int:
 
 def subtree_ids(root: Organisation) -> Any:
     return select(Organisation.id).where(Organisation.path.startswith(root.path, autoescape=True))
+
+
+def _in_subtree(db: Session, root: Organisation) -> Callable[[Any], Any]:
+    """``column IN (subtree)``, or no condition at all when root is the only root of the tree: the
+    national overview then aggregates whole tables instead of joining 20,000 rows against 2,000
+    organisation ids (3x faster on SQLite). Several roots (test worlds) keep the filter."""
+    if root.parent_id is None:
+        roots = db.scalar(select(func.count()).where(Organisation.parent_id.is_(None)))
+        if roots == 1:
+            return lambda column: true()
+    ids = subtree_ids(root)
+    return lambda column: column.in_(ids)
 
 
 @dataclass
@@ -171,6 +212,8 @@ class Overview:
     suspended: list[dict[str, Any]]
     pending_review: int
     states: dict[str, int]
+    lookalikes: list[dict[str, Any]] = field(default_factory=list)
+    lookalike_count: int = 0
 
 
 def _months_back(now: datetime, n: int) -> list[str]:
@@ -187,13 +230,21 @@ def _months_back(now: datetime, n: int) -> list[str]:
 def overview(db: Session, root: Organisation, *, now: datetime | None = None, months: int = 12) -> Overview:
     now = now or utcnow()
     ids = subtree_ids(root)
-    orgs = {o.id: o for o in db.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
+    inside = _in_subtree(db, root)
+    orgs = {
+        o.id: o
+        for o in db.execute(
+            select(Organisation.id, Organisation.name, Organisation.kind, Organisation.path).where(
+                inside(Organisation.id)
+            )
+        )
+    }
     by_status = dict(
-        db.execute(select(Filing.status, func.count()).where(Filing.org_id.in_(ids)).group_by(Filing.status)).all()
+        db.execute(select(Filing.status, func.count()).where(inside(Filing.org_id)).group_by(Filing.status)).all()
     )
     per_org = db.execute(
         select(PostureApp.org_id, PostureApp.grade, func.count())
-        .where(PostureApp.org_id.in_(ids))
+        .where(inside(PostureApp.org_id))
         .group_by(PostureApp.org_id, PostureApp.grade)
     ).all()
     grades = dict.fromkeys(GRADES, 0)
@@ -221,7 +272,7 @@ def overview(db: Session, root: Organisation, *, now: datetime | None = None, mo
     span = _months_back(now, months)
     trend_rows = db.execute(
         select(PostureMonthly.month, PostureMonthly.grade, func.sum(PostureMonthly.scans))
-        .where(PostureMonthly.org_id.in_(ids), PostureMonthly.month >= span[0])
+        .where(inside(PostureMonthly.org_id), PostureMonthly.month >= span[0])
         .group_by(PostureMonthly.month, PostureMonthly.grade)
     ).all()
     trend_map: dict[str, dict[str, int]] = {m: dict.fromkeys(GRADES, 0) for m in span}
@@ -231,7 +282,7 @@ def overview(db: Session, root: Organisation, *, now: datetime | None = None, mo
     titles = rule_titles()
     top = db.execute(
         select(PostureRuleHit.rule_id, PostureRuleHit.severity, func.count().label("n"))
-        .where(PostureRuleHit.org_id.in_(ids))
+        .where(inside(PostureRuleHit.org_id))
         .group_by(PostureRuleHit.rule_id, PostureRuleHit.severity)
         .order_by(func.count().desc(), PostureRuleHit.rule_id)
         .limit(10)
@@ -242,20 +293,20 @@ def overview(db: Session, root: Organisation, *, now: datetime | None = None, mo
     ]
     states = dict(
         db.execute(
-            select(Disposition.state, func.count()).where(Disposition.org_id.in_(ids)).group_by(Disposition.state)
+            select(Disposition.state, func.count()).where(inside(Disposition.org_id)).group_by(Disposition.state)
         ).all()
     )
     rect = db.execute(
         select(Disposition, Filing.name, Filing.package)
         .join(Filing, Filing.id == Disposition.filing_id)
-        .where(Disposition.org_id.in_(ids), Disposition.state == "rectifying")
+        .where(inside(Disposition.org_id), Disposition.state == "rectifying")
         .order_by(Disposition.deadline_at)
         .limit(20)
     ).all()
     overdue = (
         db.scalar(
             select(func.count()).where(
-                Disposition.org_id.in_(ids), Disposition.state == "rectifying", Disposition.deadline_at <= now
+                inside(Disposition.org_id), Disposition.state == "rectifying", Disposition.deadline_at <= now
             )
         )
         or 0
@@ -263,7 +314,7 @@ def overview(db: Session, root: Organisation, *, now: datetime | None = None, mo
     susp = db.execute(
         select(Disposition, Filing.name, Filing.package)
         .join(Filing, Filing.id == Disposition.filing_id)
-        .where(Disposition.org_id.in_(ids), Disposition.state == "suspended")
+        .where(inside(Disposition.org_id), Disposition.state == "suspended")
         .order_by(Disposition.updated_at.desc())
         .limit(20)
     ).all()
@@ -282,7 +333,10 @@ def overview(db: Session, root: Organisation, *, now: datetime | None = None, mo
             "since": d.updated_at,
         }
 
+    look, look_n = lookalikes(db, ids)  # few rows: the plain filter
     return Overview(
+        lookalikes=look,
+        lookalike_count=look_n,
         root=root,
         apps=apps,
         filings_by_status=by_status,
@@ -298,6 +352,42 @@ def overview(db: Session, root: Organisation, *, now: datetime | None = None, mo
         pending_review=by_status.get("pending", 0),
         states=states,
     )
+
+
+def lookalikes(db: Session, ids: Any, limit: int = 10) -> tuple[list[dict[str, Any]], int]:
+    """Open look-alike and tampered-copy verdicts of channel monitoring (medrisk.channels)."""
+    from medrisk.store.models import Channel, ChannelListing, ChannelVerdict
+
+    where = (
+        ChannelVerdict.org_id.in_(ids),
+        ChannelVerdict.kind.in_(("lookalike", "tampered")),
+        ChannelVerdict.status == "open",
+    )
+    n = db.scalar(select(func.count()).where(*where)) or 0
+    rows = db.execute(
+        select(ChannelVerdict, ChannelListing.app_name, ChannelListing.package, Channel.name, Filing.name)
+        .join(ChannelListing, ChannelListing.id == ChannelVerdict.listing_id)
+        .join(Channel, Channel.id == ChannelVerdict.channel_id)
+        .outerjoin(Filing, Filing.id == ChannelVerdict.filing_id)
+        .where(*where)
+        .order_by(ChannelVerdict.last_seen_at.desc())
+        .limit(limit)
+    ).all()
+    out = [
+        {
+            "kind": v.kind,
+            "severity": v.severity,
+            "score": v.score,
+            "listing": app_name,
+            "package": package,
+            "channel": channel,
+            "filing_id": v.filing_id,
+            "filing": filing or "",
+            "seen": v.last_seen_at,
+        }
+        for v, app_name, package, channel, filing in rows
+    ]
+    return out, n
 
 
 def apps_in(
