@@ -184,6 +184,8 @@ def format_credentials(users: list[DemoUser], base_url: str) -> str:
         "",
         "MedRisk demo data created. These credentials are shown ONCE (only hashes are stored):",
         f"  console/API: {base_url}   (API docs: {base_url}/docs)",
+        f"  web console: {base_url}/console/  (regulators: nat.regulator, zj.regulator, hz.regulator with a TOTP code;"
+        " builders: hosp.builder, corp.builder, nj.builder)",
         "",
         f"  {'user':<14} {'role':<18} {'password':<22} {'TOTP secret (add to an authenticator app)'}",
     ]
