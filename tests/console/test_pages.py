@@ -260,3 +260,67 @@ def test_lookalikes_panel_shows_open_verdicts_of_the_jurisdiction(console, hz):
     assert f"/console/apps/{corp_app}" in panel
     js = login(console, "js.regulator")
     assert "无偿献血助手 Pro" not in js.get("/console/").text
+
+
+def test_a_regulator_without_totp_enrols_before_anything_else(console):
+    import pyotp
+
+    from medrisk.platform.users import create_user
+
+    with console.ctx.db.session() as db:
+        js = db.scalar(select(Organisation.id).where(Organisation.name == "江苏省卫生健康委员会"))
+        create_user(
+            console.ctx, db, None, org_id=js, username="js.newcomer", role="regulator", password="Js-Newcomer-2026!"
+        )
+    c = client(console)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/console/login").text).group(1)
+    r = c.post("/console/login", data={"csrf": csrf, "username": "js.newcomer", "password": "Js-Newcomer-2026!"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/enrol"
+    assert c.get("/console/").headers["location"] == "/console/enrol"  # nothing else until enrolled
+    page = c.get("/console/enrol").text
+    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page).group(1)
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    wrong = c.post("/console/enrol", data={"csrf": token, "totp": "000000"})
+    assert wrong.status_code == 422 and "动态口令不正确" in wrong.text
+    ok = c.post("/console/enrol", data={"csrf": token, "totp": pyotp.TOTP(secret).now()})
+    assert ok.status_code == 303
+    assert "安全态势：江苏省卫生健康委员会" in c.get("/console/").text
+
+
+def test_periodic_report_on_demand_subscription_and_logout(console):
+    from medrisk.store.models import NotifyEndpoint, Report, ReportSubscription, utcnow
+
+    zj = login(console, "zj.regulator")
+    token = csrf_of(zj, "/console/reports")
+    period = utcnow().strftime("%Y-%m")
+    r = zj.post("/console/reports/generate", data={"csrf": token, "period": period})
+    assert r.status_code == 303
+    with console.ctx.db.session() as db:
+        rep = db.scalars(select(Report).where(Report.kind == "periodic")).one()
+        zj_org = db.scalar(select(Organisation.id).where(Organisation.name == "浙江省卫生健康委员会"))
+        assert rep.org_id == zj_org and rep.meta["period"] == period
+        ep = NotifyEndpoint(org_id=zj_org, kind="email", address="zj-stats@example.org", created_at=utcnow())
+        db.add(ep)
+        db.flush()
+        ep_id = ep.id
+    listing = zj.get("/console/reports").text
+    assert f"/console/reports/{rep.id}/download" in listing and rep.sm3[:16] in listing
+    pdf = zj.get(f"/console/reports/{rep.id}/download")
+    sig = zj.get(f"/console/reports/{rep.id}/signature")
+    assert pdf.content.startswith(b"%PDF-") and console.ctx.keys.verify(sig.content, pdf.content)
+    assert zj.post("/console/reports/subscribe", data={"csrf": token, "endpoint": ep_id}).status_code == 303
+    with console.ctx.db.session() as db:
+        sub = db.scalars(select(ReportSubscription)).one()
+        assert sub.org_id == zj_org and sub.endpoint_id == ep_id and sub.period == "monthly"
+    js = login(console, "js.regulator")  # another province: neither the report nor the endpoint
+    assert js.get(f"/console/reports/{rep.id}/download").status_code == 404
+    js_token = csrf_of(js, "/console/reports")
+    assert js.post("/console/reports/subscribe", data={"csrf": js_token, "endpoint": ep_id}).status_code == 404
+    session = zj.cookies.get("medrisk_session")
+    replay = client(console)
+    replay.cookies.set("medrisk_session", session, path="/console")
+    assert replay.get("/console/reports").status_code == 200  # the cookie alone is the session ...
+    assert zj.post("/console/logout", data={"csrf": token}).status_code == 303
+    assert (
+        replay.get("/console/reports").headers["location"].startswith("/console/login")
+    )  # revoked, not just forgotten

@@ -27,6 +27,10 @@ LABELS: dict[str, tuple[str, str]] = {
         "Add this secret to an authenticator app, then enter the 6-digit code it shows.",
     ),
     "confirm": ("确认", "Confirm"),
+    "bad_code": (
+        "动态口令不正确，请输入身份验证器当前显示的 6 位数字",
+        "The code is not valid: enter the 6 digits the authenticator shows now",
+    ),
     "cancel": ("取消", "Cancel"),
     "nav_overview": ("态势总览", "Overview"),
     "nav_apps": ("应用", "Apps"),

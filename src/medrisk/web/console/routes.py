@@ -149,8 +149,8 @@ async def enrol_confirm(request: Request) -> Response:
     try:
         with ctx.db.session() as db:
             auth.totp_confirm(ctx, db, v.principal, data.get("totp", "").strip()[:12])
-    except Invalid:
-        return render(request, "enrol.html", v, status=422, secret=None, uri=None, error=v.lang and "bad code")
+    except Invalid:  # the secret stays pending: the same one works on the next try
+        return render(request, "enrol.html", v, status=422, secret=None, uri=None, error=True)
     return redirect(PREFIX + "/")
 
 
