@@ -20,7 +20,7 @@ import pytest
 
 from medrisk.platform import demo, scanning
 from medrisk.platform.context import Platform
-from tests.platform.fixtures import _fast_argon2, make_platform, scan_runner  # noqa: F401
+from tests.platform.fixtures import _fast_argon2, make_platform, pg_server, scan_runner  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -61,14 +61,14 @@ class Console:
         return pyotp.TOTP(secret).at(step * 30)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, scan_runner, corpus_dir) -> Iterator[Console]:  # noqa: F811
+def running_console(request: pytest.FixtureRequest, tmp: Path, backend: str, runner) -> Iterator[Console]:
+    """The demo data on ``backend`` served by uvicorn on a free loopback port, in a thread."""
     import uvicorn
 
     from medrisk.web.app import create_app
+    from tests.platform.fixtures import new_url
 
-    tmp = tmp_path_factory.mktemp("console")
-    ctx = make_platform(f"sqlite:///{tmp / 'medrisk.db'}", tmp, scan_runner)
+    ctx = make_platform(new_url(request, backend, tmp), tmp, runner)
     users = {u.username: u for u in demo.seed(ctx)}
     scanning.requeue_unfinished(ctx)  # what `medrisk serve` does on start: the demo scans run (inline here)
     port = free_port()
@@ -86,6 +86,11 @@ def console(tmp_path_factory: pytest.TempPathFactory, scan_runner, corpus_dir) -
         server.should_exit = True
         thread.join(timeout=10)
         ctx.close()
+
+
+@pytest.fixture(scope="module")
+def console(request, tmp_path_factory: pytest.TempPathFactory, scan_runner, corpus_dir) -> Iterator[Console]:  # noqa: F811
+    yield from running_console(request, tmp_path_factory.mktemp("console"), "sqlite", scan_runner)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from medrisk.platform import filings
 from medrisk.platform.demo import _principal
 from medrisk.store.models import Filing, Organisation, Scan
+from tests.console.conftest import running_console
 
 TINY = "android.appsecurity.cts.tinyapp"
 
@@ -42,6 +43,12 @@ def csrf_of(c: httpx.Client, path: str) -> str:
 def fid(console, package: str) -> int:
     with console.ctx.db.session() as db:
         return db.scalar(select(Filing.id).where(Filing.package == package))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def console(request, tmp_path_factory, scan_runner, corpus_dir):
+    """These pages on both databases (the browser journeys run on SQLite)."""
+    yield from running_console(request, tmp_path_factory.mktemp(f"console-{request.param}"), request.param, scan_runner)
 
 
 @pytest.fixture(scope="module")
