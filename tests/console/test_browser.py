@@ -21,10 +21,10 @@ from tests.conftest import require_tool
 VIEW = {"width": 1280, "height": 800}
 
 
-def check_screenshot(path: Path, full_page: bool = False) -> None:
+def check_screenshot(path: Path, full_page: bool = False, view: dict[str, int] = VIEW) -> None:
     img = Image.open(path)
-    assert img.width == VIEW["width"], img.size
-    assert img.height == VIEW["height"] if not full_page else img.height >= VIEW["height"] // 2, img.size
+    assert img.width == view["width"], img.size
+    assert img.height == view["height"] if not full_page else img.height >= view["height"] // 2, img.size
     grey = img.convert("L")
     low, high = grey.getextrema()
     assert high - low > 100, f"{path.name} looks blank (grey levels {low}-{high})"
@@ -32,10 +32,10 @@ def check_screenshot(path: Path, full_page: bool = False) -> None:
     assert colours is not None and len(colours) > 30, f"{path.name} has almost no content"
 
 
-def shot(page, artifacts: Path, name: str, full_page: bool = False) -> Path:
+def shot(page, artifacts: Path, name: str, full_page: bool = False, view: dict[str, int] = VIEW) -> Path:
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
-    check_screenshot(path, full_page)
+    check_screenshot(path, full_page, view)
     return path
 
 
@@ -78,6 +78,12 @@ def test_console_journeys(console, browser, artifacts, tmp_path, corpus_dir):
     assert page.locator("section", has_text="最常见的问题").locator("td b").count() >= 3
     shot(page, artifacts, "01-regulator-overview")
     shot(page, artifacts, "01-regulator-overview-full", full_page=True)
+    tablet = {"width": 768, "height": 1024}
+    page.set_viewport_size(tablet)
+    no_scroll = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert no_scroll, "the overview scrolls sideways on a tablet"
+    shot(page, artifacts, "01-regulator-overview-tablet", view=tablet)
+    page.set_viewport_size(VIEW)
 
     # the work queue lists the filing to review; approve it with a reason and the confirmation
     page.click("header nav >> text=待办")
