@@ -179,3 +179,14 @@ def test_english_html_report_escapes_package_text(demo_ctx, corpus_dir):
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
     assert "Mobile medical app security report" in html and "Remediation" in html
     assert demo_ctx.keys.verify(signing.signature_der(r), html.encode())
+
+
+def test_without_the_cjk_fonts_the_pdf_is_refused_with_the_install_command(monkeypatch, tmp_path):
+    """Better no PDF than one with boxes instead of Chinese: fontconfig without any font directory."""
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig></fontconfig>')
+    monkeypatch.setenv("FONTCONFIG_FILE", str(conf))
+    problem = pdfmod._engine_problem.__wrapped__()
+    assert problem is not None and "apt-get install fonts-noto-cjk" in problem
+    monkeypatch.delenv("FONTCONFIG_FILE")
+    assert pdfmod._engine_problem.__wrapped__() is None

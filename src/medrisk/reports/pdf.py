@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import jinja2
 from sqlalchemy.orm import Session
 
 from medrisk.platform.context import Platform
+from medrisk.platform.errors import PlatformError
 from medrisk.platform.principal import Principal
 from medrisk.reports import privacy, signing
 from medrisk.reports.i18n import pick, sev
@@ -139,8 +141,35 @@ def scan_report_html(result: dict[str, Any], meta: dict[str, Any], lang: str = "
     )
 
 
+class PdfUnavailable(PlatformError):
+    """The machine lacks what a correct PDF needs: say what to install instead of printing tofu."""
+
+    status = 503
+    code = "pdf_unavailable"
+
+
+@cache
+def _engine_problem() -> str | None:
+    try:
+        import weasyprint  # noqa: F401 - loads Pango through cffi
+    except (ImportError, OSError) as exc:
+        return f"PDF reports need WeasyPrint and Pango: apt-get install libpangoft2-1.0-0 ({type(exc).__name__})"
+    try:
+        found = subprocess.run(
+            ["fc-match", "-f", "%{file}", "Noto Sans CJK SC"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    if "NotoSansCJK" not in found:
+        return "PDF reports need the Chinese fonts: apt-get install fonts-noto-cjk (the HTML report works without)"
+    return None
+
+
 def html_to_pdf(html: str) -> bytes:
     """Lay out the HTML with WeasyPrint (fonts embedded as subsets)."""
+    problem = _engine_problem()
+    if problem:
+        raise PdfUnavailable(problem)
     for name in ("weasyprint", "fontTools"):  # its layout warnings are noise in the service log
         logging.getLogger(name).setLevel(logging.ERROR)
     import weasyprint
