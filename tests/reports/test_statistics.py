@@ -83,3 +83,28 @@ def test_scheduled_delivery_to_a_subscriber(demo_ctx, smtp):
     body = mails[0].get_content()
     assert r.sm3 in body and f"/console/reports/{r.id}/download" in body and "openssl dgst -sm3" in body
     assert utcnow().strftime("%Y-%m") in mails[0]["Subject"]
+
+
+def test_medrisk_report_cli_writes_a_verifiable_pdf(demo_ctx, tmp_path):
+    import sys
+
+    zj = org_id(demo_ctx, "浙江省卫生健康委员会")
+    out = tmp_path / "zj.pdf"
+    env = {**__import__("os").environ}
+    env.pop("MEDRISK_KEYSTORE_PASSWORD", None)
+    url = str(demo_ctx.db.url)
+    cmd = [sys.executable, "-m", "medrisk.cli", "report", "periodic", str(zj), "--period", "2026-01", "-o", str(out)]
+    r = subprocess.run(
+        [*cmd, "--db", url, "--data-dir", str(demo_ctx.data_dir)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    key = tmp_path / "key.pem"
+    key.write_bytes(demo_ctx.keys.public_pem())
+    v = subprocess.run(
+        [sys.executable, "-m", "medrisk.cli", "verify", str(out), "--public-key", str(key)],
+        capture_output=True,
+        text=True,
+    )
+    assert v.returncode == 0 and "VERIFIED" in v.stdout
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    assert "2026-01-01 – 2026-01-31" in text and "浙江省卫生健康委员会" in text

@@ -123,6 +123,7 @@ def report_html(ctx: Platform, org_id: int, period: str, lang: str, report_no: s
         period=period,
         start=start,
         end=end,
+        last_day=end - timedelta(days=1),
         ov=ov,
         in_period=in_period,
         dispositions=sorted(dispositions.items(), key=lambda kv: -kv[1]),
