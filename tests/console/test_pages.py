@@ -186,6 +186,15 @@ def test_audit_search_and_chain_verification(console):
     assert page.status_code == 200 and "login.success" in page.text and "filing.approved" not in page.text
     checked = aud.get("/console/audit", params={"verify": 1})
     assert "审计日志完整" in checked.text
+    status = re.search(r'data-testid="chain-status">(.*?)</p>', aud.get("/console/audit").text, re.S).group(1)
+    assert "nat.auditor" in status and "<b>OK</b>" in status  # the last verification, without walking the chain
+    with console.ctx.db.session() as db:
+        from medrisk.store.models import AuditEntry
+
+        e = db.get(AuditEntry, 5)
+        e.details = {**e.details, "edited": True}  # tamper with one entry
+    tampered = aud.get("/console/audit", params={"verify": 1}).text
+    assert "审计日志被篡改" in tampered and "#5" in tampered
 
 
 def test_compare_two_scans(console, corpus_dir):

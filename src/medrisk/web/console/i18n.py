@@ -138,6 +138,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "chain_ok": ("审计日志完整：", "Audit log intact: "),
     "chain_bad": ("审计日志被篡改：", "Audit log TAMPERED: "),
     "entries": ("条记录", "entries"),
+    "last_verified": ("上次校验", "Last verification"),
+    "last_checkpoint": ("最新 SM2 签名检查点", "Latest SM2-signed checkpoint"),
     "checkpoints": ("个签名检查点", "signed checkpoints"),
     "periodic": ("周期统计报告", "Periodic statistical reports"),
     "period": ("统计周期（月）", "Period (month)"),

@@ -24,6 +24,7 @@ from medrisk.platform.scope import get_visible, scoped
 from medrisk.reports import charts, posture, signing
 from medrisk.store.blobs import BlobTooLarge
 from medrisk.store.models import (
+    AuditCheckpoint,
     AuditEntry,
     Disposition,
     Filing,
@@ -533,6 +534,11 @@ def audit_page(
         if verify and can_verify:
             rep = audit.verify(ctx.keys, db)
             audit.record(ctx.keys, db, "audit.verified", actor=p, details={"ok": rep.ok, "entries": rep.entries})
+        # the status without walking the chain: the last verification and the last signed checkpoint
+        last_check = db.scalars(
+            select(AuditEntry).where(AuditEntry.action == "audit.verified").order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        checkpoint = db.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
     return render(
         request,
         "audit.html",
@@ -544,6 +550,8 @@ def audit_page(
         page=page,
         rep=rep,
         can_verify=can_verify,
+        last_check=last_check,
+        checkpoint=checkpoint,
         dumps=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True)[:300],
     )
 
