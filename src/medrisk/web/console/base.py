@@ -191,9 +191,9 @@ def render(request: Request, name: str, v: Viewer | None, status: int = 200, **c
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
-def redirect(url: str, **cookies: Any) -> RedirectResponse:
-    r = RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
-    return r
+def redirect(url: str) -> RedirectResponse:
+    """303 See Other: after a POST the browser GETs the target (no re-submission on reload)."""
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
@@ -202,10 +202,14 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
     )
 
 
-def new_prelogin(request: Request, response: Response) -> str:
-    value = request.cookies.get(PRELOGIN_COOKIE) or secrets.token_urlsafe(24)
+def prelogin_value(request: Request) -> str:
+    """The login form's CSRF value: the browser's pre-login cookie, or a fresh random one."""
+    value = request.cookies.get(PRELOGIN_COOKIE, "")
+    return value if 20 <= len(value) <= 64 else secrets.token_urlsafe(24)
+
+
+def set_prelogin(request: Request, response: Response, value: str) -> None:
     response.set_cookie(PRELOGIN_COOKIE, value, httponly=True, samesite="strict", secure=is_https(request), path=PREFIX)
-    return value
 
 
 class ConsoleRoute(APIRoute):

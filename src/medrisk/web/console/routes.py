@@ -72,11 +72,9 @@ def _int(value: str | None, default: int | None = None) -> int | None:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "") -> Response:  # noqa: A002 - the query parameter's name
-    resp = render(request, "login.html", None, next=base.safe_next(next), error=None, csrf="")
-    token = base.new_prelogin(request, resp)
-    # the form is rendered before the cookie exists: render again with the token in it
-    resp.body = render(request, "login.html", None, next=base.safe_next(next), error=None, csrf=token).body
-    resp.headers["content-length"] = str(len(resp.body))
+    token = base.prelogin_value(request)
+    resp = render(request, "login.html", None, next=base.safe_next(next), error=None, csrf=token)
+    base.set_prelogin(request, resp, token)
     return resp
 
 
