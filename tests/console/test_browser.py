@@ -39,6 +39,12 @@ def shot(page, artifacts: Path, name: str, full_page: bool = False, view: dict[s
     return path
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden')
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map(e => e.outerHTML)"""
+
+
 def login(page, base: str, username: str, password: str, totp: str | None = None) -> None:
     page.goto(base + "/console/login")
     page.fill("#username", username)
@@ -66,6 +72,12 @@ def test_console_journeys(console, browser, artifacts, tmp_path, corpus_dir):
     page = reg.new_page()
     page.goto(base + "/console/")
     assert page.url.startswith(base + "/console/login")  # not logged in: to the login page
+    order = [page.evaluate("document.activeElement.id")]  # keyboard users start in the form (autofocus)
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    assert order == ["username", "password", "totp", "BUTTON"]
+    assert page.evaluate(UNLABELLED) == []
     page.fill("#username", "hz.regulator")
     page.fill("#password", u["hz.regulator"].password)
     page.click("form button[type=submit]")  # no one-time code: refused
@@ -110,6 +122,7 @@ def test_console_journeys(console, browser, artifacts, tmp_path, corpus_dir):
     assert "整改中" in page.locator("p.sub").inner_text()
     assert page.locator("table", has_text="隐私政策未列明第三方 SDK").count() == 1  # the disposition history
     shot(page, artifacts, "03-app-after-notice", full_page=True)
+    assert page.evaluate(UNLABELLED) == []  # every control of the action forms has a label
 
     # open a scanned app and download its signed PDF; openssl verifies it with the published key
     dms = filing_id(console, "com.example.kbb12.dms")
@@ -150,6 +163,7 @@ def test_console_journeys(console, browser, artifacts, tmp_path, corpus_dir):
     shot(page, artifacts, "04-builder-my-apps")
     page.click("table.apps >> text=互联网医院在线问诊")
     page.wait_for_url(f"{base}/console/apps/{fid}")
+    assert page.evaluate(UNLABELLED) == []
     page.set_input_files("#apk", str(corpus_dir / "AndroGoat.apk"))
     page.click("form.upload button[type=submit]")
     page.wait_for_url(f"{base}/console/apps/{fid}?ok=uploaded", timeout=60_000)
