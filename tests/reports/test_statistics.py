@@ -61,14 +61,17 @@ def test_scheduled_delivery_to_a_subscriber(demo_ctx, smtp):
         ep = NotifyEndpoint(org_id=hz, kind="email", address=address, language="zh", created_at=utcnow())
         db.add(ep)
         db.flush()
-        db.add(ReportSubscription(org_id=hz, endpoint_id=ep.id, period="monthly", lang="zh", created_at=utcnow()))
+        sub = ReportSubscription(org_id=hz, endpoint_id=ep.id, period="monthly", lang="zh", created_at=utcnow())
+        db.add(sub)
+        db.flush()
+        sub_id = sub.id
     assert demo_ctx.loop is not None
     next_month = (utcnow().replace(day=1) + timedelta(days=32)).replace(day=2, tzinfo=UTC)
     # the mail server is not configured yet: the delivery waits, with the error recorded
     demo_ctx.loop.config = NotifyConfig(smtp_host="127.0.0.1", smtp_port=free_port_for_tests(), smtp_tls="none")
     assert statistics.run_due(demo_ctx, now=next_month) == 0
     with demo_ctx.db.session() as db:
-        d = db.scalars(select(ReportDelivery)).one()
+        d = db.scalars(select(ReportDelivery).where(ReportDelivery.subscription_id == sub_id)).one()
         assert d.status == "pending" and d.attempts == 1 and d.last_error
     demo_ctx.loop.config = NotifyConfig(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none")
     assert statistics.run_due(demo_ctx, now=next_month) == 1
@@ -108,3 +111,34 @@ def test_medrisk_report_cli_writes_a_verifiable_pdf(demo_ctx, tmp_path):
     assert v.returncode == 0 and "VERIFIED" in v.stdout
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
     assert "2026-01-01 – 2026-01-31" in text and "浙江省卫生健康委员会" in text
+
+
+def test_delivery_to_a_signed_webhook(demo_ctx):
+    """A regulator's webhook endpoint gets the report notice, HMAC-SM3 signed like the loop's."""
+    import secrets as pysecrets
+
+    from tests.loop.conftest import Receiver
+
+    rec = Receiver()
+    secret = pysecrets.token_urlsafe(32)  # as POST /api/v1/notify-endpoints makes one
+    rec.secret = secret.encode()
+    try:
+        js = org_id(demo_ctx, "江苏省卫生健康委员会")
+        with demo_ctx.db.session() as db:
+            ep = NotifyEndpoint(org_id=js, kind="webhook", address=rec.url, created_at=utcnow())
+            db.add(ep)
+            db.flush()
+            ep.secret_enc = demo_ctx.keys.encrypt(secret, f"notify_endpoints.secret:{ep.id}")
+            db.add(ReportSubscription(org_id=js, endpoint_id=ep.id, period="monthly", lang="en", created_at=utcnow()))
+        assert demo_ctx.loop is not None
+        demo_ctx.loop.config = NotifyConfig(webhook_timeout=5)
+        next_month = (utcnow().replace(day=1) + timedelta(days=32)).replace(day=2, tzinfo=UTC)
+        assert statistics.run_due(demo_ctx, now=next_month) >= 1
+        assert rec.bad_signatures == 0 and len(rec.received) == 1
+        got = rec.received[0]
+        with demo_ctx.db.session() as db:
+            r = db.get(Report, got["report_id"])
+            assert r.org_id == js and r.lang == "en" and got["sm3"] == r.sm3
+        assert got["type"] == "medrisk.report" and got["download"].endswith(f"/console/reports/{r.id}/download")
+    finally:
+        rec.close()

@@ -222,6 +222,33 @@ def _message(r: Report, org_name: str, ep: NotifyEndpoint, lang: str) -> Notific
     )
 
 
+def _send_webhook(svc: Any, msg: Notification, ep: NotifyEndpoint, delivery_id: int) -> None:
+    """Like ``notify.send_webhook`` (same HMAC-SM3 signature), with a delivery id of its own
+    (``report-<n>``), so a receiver that deduplicates on X-MedRisk-Delivery never confuses a report
+    with a disposition notification."""
+    import json
+
+    import httpx
+
+    from medrisk.loop import notify
+
+    secret = notify.endpoint_secret(svc, ep)
+    if not secret:
+        raise RuntimeError("webhook secret unreadable")
+    body = json.dumps({**msg.payload, "subject": msg.subject}, ensure_ascii=False, sort_keys=True).encode()
+    ts = int(svc.clock.now().timestamp())
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-MedRisk-Timestamp": str(ts),
+        "X-MedRisk-Signature": notify.sign_webhook(secret, ts, body),
+        "X-MedRisk-Event": msg.event_id,
+        "X-MedRisk-Delivery": f"report-{delivery_id}",
+    }
+    r = httpx.post(ep.address, content=body, headers=headers, timeout=svc.config.webhook_timeout)
+    if r.status_code >= 300:
+        raise RuntimeError(f"HTTP {r.status_code}")
+
+
 def deliver(ctx: Platform, delivery_id: int) -> bool:
     """One attempt to send one report to one subscription; recorded, never raises."""
     from medrisk.loop import notify
@@ -246,7 +273,7 @@ def deliver(ctx: Platform, delivery_id: int) -> bool:
         if ep.kind == "email":
             notify.send_email(ctx.loop.config, msg)
         elif ep.kind == "webhook":
-            notify.send_webhook(ctx.loop, msg, ep)
+            _send_webhook(ctx.loop, msg, ep, delivery_id)
         else:
             raise RuntimeError(f"endpoint kind {ep.kind} cannot receive reports")
     except Exception as exc:
