@@ -57,9 +57,7 @@ def upgrade() -> None:
         sa.Column("month", sa.String(length=7), nullable=False),
         sa.Column("grade", sa.String(length=1), nullable=False),
         sa.Column("scans", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organisations.id"], name=op.f("fk_posture_monthly_org_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_posture_monthly_org_id_organisations")),
         sa.PrimaryKeyConstraint("org_id", "month", "grade", name=op.f("pk_posture_monthly")),
     )
     op.create_table(
