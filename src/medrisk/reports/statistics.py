@@ -93,7 +93,7 @@ def report_html(ctx: Platform, org_id: int, period: str, lang: str, report_no: s
     start, end = posture.period_bounds(period)
     L = _labels(lang)
     from medrisk.reports.i18n import sev
-    from medrisk.web.console.i18n import state_name
+    from medrisk.reports.names import state_name
 
     posture.index_pending(ctx)
     with ctx.db.session() as db:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from medrisk.reports.names import STATE, state_name  # noqa: F401 - one table for the console and the reports
+
 LABELS: dict[str, tuple[str, str]] = {
     # (zh, en)
     "product": ("MedRisk 移动医疗应用安全监测平台", "MedRisk mobile medical app security monitoring"),
@@ -179,22 +181,6 @@ ROLE = {
     "builder": ("开发者", "Builder"),
     "auditor": ("审计员", "Auditor"),
 }
-STATE = {
-    "filed": ("已备案", "filed"),
-    "monitoring": ("监测中", "monitoring"),
-    "warned": ("已预警", "warned"),
-    "rectifying": ("整改中", "rectifying"),
-    "suspended": ("已熔断", "suspended"),
-    "reinstated": ("已恢复", "reinstated"),
-    "revoked": ("已撤销", "revoked"),
-    "pending": ("待审核", "pending review"),
-    "approved": ("已批准", "approved"),
-    "rejected": ("已驳回", "rejected"),
-    "queued": ("排队中", "queued"),
-    "running": ("检测中", "running"),
-    "done": ("已完成", "done"),
-    "failed": ("失败", "failed"),
-}
 
 
 def labels(lang: str) -> dict[str, str]:
@@ -204,9 +190,3 @@ def labels(lang: str) -> dict[str, str]:
 
 def role_name(role: str, lang: str) -> str:
     return ROLE.get(role, (role, role))[1 if lang == "en" else 0]
-
-
-def state_name(state: str | None, lang: str) -> str:
-    if not state:
-        return "-"
-    return STATE.get(state, (state, state))[1 if lang == "en" else 0]
