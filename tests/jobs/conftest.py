@@ -24,6 +24,7 @@ from tests.jobs.procs import RedisServer, Worker, wait_for
 from tests.platform.fixtures import _fast_argon2  # noqa: F401
 from tests.platform.world import World, build_world
 
+FINAL = ("done", "failed")
 VISIBILITY = 4.0  # seconds before a dead worker's job goes to another (production: 1 h)
 # the same job settings for this process (thread backend, fallback) and the workers
 JOB_ENV = {
@@ -103,7 +104,9 @@ class Cluster:
         with self.ctx.db.session() as db:
             return list(db.scalars(select(Scan).where(Scan.id.in_(ids)).order_by(Scan.id)))
 
-    def wait_scans(self, ids: list[int], timeout: float = 60, status: tuple[str, ...] = ("done", "failed")) -> list[Scan]:
+    def wait_scans(
+        self, ids: list[int], timeout: float = 60, status: tuple[str, ...] = ("done", "failed")
+    ) -> list[Scan]:
         def finished() -> list[Scan] | None:
             rows = self.scans(ids)
             return rows if len(rows) == len(ids) and all(s.status in status for s in rows) else None

@@ -40,7 +40,9 @@ def test_many_scans_across_two_workers_each_stored_once(cluster, corpus_dir):
         cluster.ctx.jobs.enqueue("scan.bulk", scan_id=sid)
     rows = cluster.wait_scans(ids, timeout=120)
     elapsed = time.monotonic() - t0
-    assert all(s.status == "done" for s in rows), [(s.id, s.status, s.error_message) for s in rows if s.status != "done"]
+    assert all(s.status == "done" for s in rows), [
+        (s.id, s.status, s.error_message) for s in rows if s.status != "done"
+    ]
     assert len({s.result_sm3 for s in rows}) == 1  # the same package and rules: one result, stored per scan
     per_worker = {
         n: w.metric("medrisk_jobs_total", job="scan.bulk", outcome="done") - before[n]

@@ -89,6 +89,9 @@ def create_app(ctx: Platform) -> FastAPI:
     ):
         app.include_router(module.router)
     app.add_middleware(routes_loop.GateFastPath)  # gate decisions from memory before routing
+    from medrisk.web import routes_ops
+
+    routes_ops.install(app, ctx)  # /metrics, /healthz, /readyz, parked jobs; request ids (outermost)
     from medrisk.web import console
 
     console.mount(app, ctx)  # the web console under /console (docs/console.md)
