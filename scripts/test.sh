@@ -10,6 +10,8 @@ for tool in aapt apksigner dexdump readelf gcc openssl; do
 done
 # A throwaway PostgreSQL server is started by the platform tests (initdb/pg_ctl).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The job tests start a throwaway Redis server (Celery broker) on a random port.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # Console and reports: headless Chromium for the browser tests, CJK fonts embedded in the PDFs,
 # poppler (pdftoppm/pdftotext/pdffonts) to check them, Pango for WeasyPrint.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
