@@ -8,6 +8,10 @@ need_apt=()
 for tool in aapt apksigner dexdump readelf gcc openssl; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# Channel monitoring: real F-Droid repositories (fdroidserver), APKs re-signed with test keys.
+for tool in fdroid zipalign keytool; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
 # A throwaway PostgreSQL server is started by the platform tests (initdb/pg_ctl).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The job tests start a throwaway Redis server (Celery broker) on a random port.
@@ -21,7 +25,7 @@ ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need_apt+=(libpangoft2-1.0-
 if [ ${#need_apt[@]} -gt 0 ]; then
   pkgs=()
   for t in "${need_apt[@]}"; do
-    case "$t" in readelf) pkgs+=(binutils) ;; *) pkgs+=("$t") ;; esac
+    case "$t" in readelf) pkgs+=(binutils) ;; fdroid) pkgs+=(fdroidserver) ;; keytool) pkgs+=(default-jre-headless) ;; *) pkgs+=("$t") ;; esac
   done
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null
