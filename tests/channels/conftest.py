@@ -16,7 +16,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -239,7 +239,8 @@ def repos(tmp_path_factory: pytest.TempPathFactory, fdroid_key: Path, apks: Apks
     r.server.close()
 
 
-START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+# a fake clock just ahead of real time: authorisation codes are issued with the real clock
+START = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
 
 
 @pytest.fixture(params=BACKENDS)

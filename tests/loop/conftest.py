@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,7 +38,8 @@ def free_port_for_tests() -> int:
         return s.getsockname()[1]
 
 
-START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+# a fake clock just ahead of real time: authorisation codes are issued with the real clock
+START = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
 
 
 class StubRunner:

@@ -32,11 +32,11 @@ def test_done_when(lw, smtp, corpus_dir):
     assert w.upload(fid, corpus_dir / "DroidBench-LogNoLeak.apk").status_code == 201
     d = w.client.get(f"/api/v1/filings/{fid}/disposition", headers=w.h("hosp_builder")).json()
     assert d["state"] == "rectifying" and d["last_grade"] == "C" and d["gate"] == "allow"
-    assert d["deadline_at"].startswith("2026-12-31")  # 30 days for 问诊挂号类
+    assert d["deadline_at"].startswith(_due())  # 30 days for 问诊挂号类
     assert d["notice"]["findings"][0]["remediation"]["en"] == "Use SM4-GCM"
     assert "/versions" in d["notice"]["submit_fix"]
     mails = box.to(builder_mail)
-    assert len(mails) == 1 and "2026-12-31" in mails[0].get_content() and "整改" in mails[0]["Subject"]
+    assert len(mails) == 1 and _due() in mails[0].get_content() and "整改" in mails[0]["Subject"]
     assert "Use SM4-GCM" in mails[0].get_content()
     assert box.to(regulator_mail) == []  # not a major risk yet
 
@@ -88,3 +88,11 @@ def test_done_when(lw, smtp, corpus_dir):
     assert w.client.get("/api/v1/audit/verify", headers=w.h("auditor")).json()["ok"] is True
     notes = w.client.get("/api/v1/notifications", params={"filing_id": fid}, headers=w.h("hz_reg")).json()
     assert notes and all(n["status"] == "sent" and n["delivery"][0]["ok"] for n in notes)
+
+
+def _due() -> str:
+    from datetime import timedelta
+
+    from tests.loop.conftest import START
+
+    return (START + timedelta(days=30)).date().isoformat()
