@@ -95,6 +95,9 @@ def _channels(args: argparse.Namespace) -> int:
                 _print(svc.listings(db, SYSTEM, channel_id=cid, limit=args.limit))
             elif args.action == "verdicts":
                 _print(svc.verdicts(db, SYSTEM, kind=args.kind_filter, filing_id=args.filing, limit=args.limit))
+            elif args.action == "dismiss":
+                v = svc.dismiss(db, SYSTEM, int(args.refs[0]), args.reason or "")
+                print(f"verdict {v.id} ({v.kind}) dismissed: {v.dismissed_reason}")
             elif args.action == "app":
                 if args.filing is None:
                     raise SystemExit("medrisk: give --filing ID")
@@ -112,11 +115,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser(
         "channels",
-        help="channel monitoring: add, list, crawl channels; show listings, verdicts, an app's channels",
+        help="channel monitoring: add, list, crawl channels; show listings, verdicts (dismiss one), an app's channels",
         description="Watch distribution channels for tampered, look-alike and drifted copies of filed apps "
         "(docs/channels.md).",
     )
-    c.add_argument("action", choices=["add", "list", "crawl", "show", "listings", "verdicts", "app"])
+    c.add_argument("action", choices=["add", "list", "crawl", "show", "listings", "verdicts", "dismiss", "app"])
     c.add_argument("refs", nargs="*", help="channel names or ids (crawl: none = all)")
     c.add_argument("--name", help="add: the channel's name")
     c.add_argument("--kind", default="fdroid", help="add: fdroid (default), feed, folder, or module:Class")
@@ -127,6 +130,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="add: a channel setting, e.g. max_downloads=20")
     c.add_argument("--kind-filter", dest="kind_filter", help="verdicts: tampered, lookalike, drift, ...")
     c.add_argument("--filing", type=int, help="verdicts/app: a filing id")
+    c.add_argument("--reason", help="dismiss: why the verdict is no threat (kept and audited)")
     c.add_argument("--limit", type=int, default=200)
     c.add_argument("--json", action="store_true", help="list/crawl: JSON output")
     _common(c)
@@ -139,5 +143,8 @@ def _channels_checked(args: argparse.Namespace) -> int:
         return 2
     if args.action == "show" and not args.refs:
         print("medrisk: channels show needs a channel name or id", file=sys.stderr)
+        return 2
+    if args.action == "dismiss" and not (len(args.refs) == 1 and args.refs[0].isdigit()):
+        print("medrisk: channels dismiss needs one verdict id (and --reason)", file=sys.stderr)
         return 2
     return _channels(args)

@@ -98,6 +98,29 @@ def test_tampered_and_lookalike_reach_the_builder(cw, apks, repos):
     assert ch["health"] == "ok" and ch["counts"]["listings"] == 3 and ch["fingerprint"] == repos.thirdparty.fingerprint
     assert ch["crawls"][0]["status"] == "ok"
 
+    # a regulator dismisses the look-alike with a reason (a builder may not; another province cannot see it)
+    url = f"/api/v1/channel-verdicts/{look['id']}/dismiss"
+    assert w.client.post(url, json={"reason": "licensed partner"}, headers=w.h("hosp_builder")).status_code == 403
+    assert w.client.post(url, json={"reason": "licensed partner"}, headers=w.h("js_reg")).status_code == 404
+    assert w.client.post(url, json={"reason": ""}, headers=w.h("hz_reg")).status_code == 422
+    r = w.client.post(url, json={"reason": "licensed partner app"}, headers=w.h("hz_reg"))
+    assert r.status_code == 200 and r.json()["status"] == "dismissed", r.text
+    assert w.client.post(url, json={"reason": "again"}, headers=w.h("hz_reg")).status_code == 409
+    left = w.client.get("/api/v1/channel-verdicts?status=open", headers=w.h("hz_reg")).json()
+    assert look["id"] not in {v["id"] for v in left} and tampered[0]["id"] in {v["id"] for v in left}
+    gone = w.client.get("/api/v1/channel-verdicts?status=dismissed", headers=w.h("hz_reg")).json()
+    assert [v["dismissed"]["reason"] for v in gone] == ["licensed partner app"]
+    from medrisk.store.models import AuditEntry
+
+    with w.ctx.db.session() as db:
+        entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "channel.verdict.dismiss")).one()
+        assert entry.target == f"channel-verdict:{look['id']}"
+        db.get(Channel, third["id"]).state = {}
+    assert _crawl(w, third["id"])["status"] == "ok"  # seen again: still dismissed, no new event
+    with w.ctx.db.session() as db:
+        assert db.get(ChannelVerdict, look["id"]).status == "dismissed"
+        assert db.scalar(select(func.count(LoopEvent.id))) == events
+
 
 def test_major_version_in_a_channel_suspends(cw, apks, repos):
     w = cw

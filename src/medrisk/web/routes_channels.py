@@ -123,13 +123,28 @@ def list_verdicts(
     kind: Kind | None = None,
     filing_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     channel_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    status: Literal["open", "dismissed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[dict[str, Any]]:
     with ctx.db.session() as db:
         return _svc(ctx).verdicts(
-            db, p, kind=kind, filing_id=filing_id, channel_id=channel_id, limit=limit, offset=offset
+            db, p, kind=kind, filing_id=filing_id, channel_id=channel_id, status=status, limit=limit, offset=offset
         )
+
+
+class DismissIn(In):
+    reason: str = Field(min_length=2, max_length=2000, description="why this is no threat (kept and audited)")
+
+
+@router.post(
+    "/api/v1/channel-verdicts/{verdict_id}/dismiss", summary="Close a verdict as no threat, with a reason (regulators)"
+)
+def dismiss_verdict(ctx: Ctx, p: Caller, verdict_id: Id, body: DismissIn) -> dict[str, Any]:
+    svc = _svc(ctx)
+    with ctx.db.session() as db:
+        v = svc.dismiss(db, p, verdict_id, body.reason)
+        return {"id": v.id, "status": v.status, "reason": v.dismissed_reason}
 
 
 @router.get("/api/v1/filings/{filing_id}/channels", summary="Where a filed app is published, drift and look-alikes")

@@ -122,5 +122,10 @@ class ChannelVerdict(Base):
     event_id: Mapped[str | None] = mapped_column(String(200))  # the loop event it raised
     event_outcome: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | dismissed
+    # a regulator's judgement that a candidate is no threat (e.g. a look-alike that is a licensed
+    # partner); kept with who, when and why, and audited; the listing seen again raises nothing
+    dismissed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dismissed_reason: Mapped[str | None] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
