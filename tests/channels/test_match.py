@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from medrisk.channels import icons, names
-from medrisk.channels.match import FiledApp, ListingFacts, Matcher, is_medical, major_drift
+from medrisk.channels.match import FiledApp, ListingFacts, Matcher, is_medical
+from medrisk.platform.versioning import major_drift
 
 F = FiledApp(
     filing_id=1,

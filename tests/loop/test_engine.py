@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from medrisk.loop.engine import major_drift
 from medrisk.loop.policy import load_policy
+from medrisk.platform.versioning import major_drift
 from tests.loop.conftest import START, approved_app, gate, make_loop_platform
 
 

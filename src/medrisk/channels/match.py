@@ -81,14 +81,6 @@ class Draft:
     key_suffix: str = ""  # what makes two verdicts on one listing different (the filing)
 
 
-def major_drift(seen: str | None, filed: str | None) -> bool:
-    """White paper §5.2.2(2): x or y of x.y differ (the loop applies the same test)."""
-    a, b = versioning.parse(seen or ""), versioning.parse(filed or "")
-    if a is None or b is None:
-        return False
-    return (a + (0,))[:2] != (b + (0,))[:2]
-
-
 def _version_tuple(v: str | None) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", v or "")[:4])
 
@@ -171,7 +163,7 @@ class Matcher:
                 )
                 continue
             if lf.version_name and lf.version_name != f.version:
-                major = major_drift(lf.version_name, f.version)
+                major = versioning.major_drift(lf.version_name, f.version)
                 out.append(
                     Draft(
                         "drift",

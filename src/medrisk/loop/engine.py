@@ -60,14 +60,6 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items() if v is not None}
 
 
-def major_drift(seen: str | None, filed: str | None) -> bool:
-    """White paper §5.2.2(2): x or y of x.y differ."""
-    a, b = versioning.parse(seen or ""), versioning.parse(filed or "")
-    if a is None or b is None:
-        return False
-    return (a + (0,))[:2] != (b + (0,))[:2]
-
-
 class LoopService:
     def __init__(self, ctx: Platform, clock: Clock | None = None, policy: Policy | None = None) -> None:
         from medrisk.loop.gate import Gate
@@ -162,7 +154,7 @@ class LoopService:
             if data.get("version_id") is not None and latest is not None and int(data["version_id"]) != latest:
                 facts["stale"] = f"scan of version {data['version_id']}, not the latest release ({latest})"
         if kind == "version_seen":
-            facts["major_drift"] = major_drift(data.get("version"), f.current_version)
+            facts["major_drift"] = versioning.major_drift(data.get("version"), f.current_version)
         return facts
 
     def _transition(

@@ -68,3 +68,12 @@ def in_range(version: str | None, spec: str | None) -> bool | None:
 
 def find_all_numbers(text: str) -> list[int]:
     return [int(x) for x in _NUM.findall(text)]
+
+
+def major_drift(seen: str | None, filed: str | None) -> bool:
+    """White paper §5.2.2(2): the x or y of x.y differ (a missing y counts as 0). The closed loop
+    suspends on it; channel monitoring classifies drift with it. Unparseable versions: no drift."""
+    a, b = parse(seen or ""), parse(filed or "")
+    if a is None or b is None:
+        return False
+    return (a + (0,))[:2] != (b + (0,))[:2]
