@@ -278,6 +278,156 @@ def test_lookalikes_panel_shows_open_verdicts_of_the_jurisdiction(console, hz):
     assert "无偿献血助手 Pro" not in js.get("/console/").text
 
 
+def seed_channel_findings(console, package: str, channel: str) -> dict[str, int]:
+    """A channel where the filed app is listed twice (filed version and a drifted one), a
+    repackaged copy signed by someone else and a look-alike, as channel monitoring records them."""
+    from medrisk.store.models import Channel, ChannelListing, ChannelVerdict, utcnow
+
+    with console.ctx.db.session() as db:
+        f = db.scalars(select(Filing).where(Filing.package == package)).one()
+        ch = Channel(org_id=f.org_id, name=channel, kind="folder", url="/tmp/none", created_at=utcnow())
+        db.add(ch)
+        db.flush()
+
+        def listing(key: str, **kw) -> ChannelListing:
+            row = ChannelListing(channel_id=ch.id, org_id=f.org_id, listing_key=key, **kw)
+            db.add(row)
+            db.flush()
+            return row
+
+        genuine = listing(
+            f"{package}@1",
+            package=package,
+            app_name=f.name,
+            version_name=f.current_version,
+            version_code=1,
+            filing_id=f.id,
+            signer_sha256=["aa" * 32],
+            scan_grade="C",
+            scan_score=40.0,
+        )
+        drifted = listing(
+            f"{package}@9",
+            package=package,
+            app_name=f.name,
+            version_name="9.9",
+            version_code=9,
+            filing_id=f.id,
+            signer_sha256=["aa" * 32],
+            downloads=1200,
+        )
+        repack = listing(
+            f"{package}@1#x",
+            package=package,
+            app_name=f.name,
+            version_name=f.current_version,
+            version_code=1,
+            filing_id=f.id,
+            signer_sha256=["bb" * 32],
+            apk_sha256="cc" * 32,
+        )
+        fake = listing("fake@1", package=package + ".pro", app_name=f.name + " 专业版", developer="某某科技")
+        out = {"genuine": genuine.id}
+        for kind, row, score, threshold, evidence in (
+            ("drift", drifted, None, None, {"seen": "9.9", "filed": f.current_version, "class": "major"}),
+            ("tampered", repack, None, None, {"listed_signers": ["bb" * 32], "filed_signers": ["aa" * 32]}),
+            (
+                "lookalike",
+                fake,
+                0.91,
+                0.85,
+                {
+                    "listed": {"package": fake.package, "name": fake.app_name, "developer": "某某科技"},
+                    "filed": {"package": package, "name": f.name, "institution": "医院"},
+                    "fired": [
+                        {"by": "name", "score": 0.91, "threshold": 0.85},
+                        {"by": "icon", "distance": 6, "threshold": 10, "score": 0.906},
+                    ],
+                },
+            ),
+        ):
+            v = ChannelVerdict(
+                dedupe_key=f"{channel}:{kind}:{row.id}",
+                kind=kind,
+                severity="high",
+                channel_id=ch.id,
+                listing_id=row.id,
+                filing_id=f.id,
+                org_id=f.org_id,
+                score=score,
+                threshold=threshold,
+                evidence=evidence,
+            )
+            db.add(v)
+            db.flush()
+            out[kind] = v.id
+        out["filing"] = f.id
+        return out
+
+
+def test_app_page_channels_section_and_lookalike_evidence(console, hz):
+    """The app's channel section (``ChannelService.app_view``): versions per channel with drift, the
+    tampered copy's fingerprints and the look-alike's scores against their thresholds; the overview
+    panel shows the same evidence and links to the app."""
+    ids = seed_channel_findings(console, "com.example.kbb12.dms", "渠道监测测试市场")
+    page = hz.get(f"/console/apps/{ids['filing']}").text
+    section = page.split('id="channels"')[1].split("</section>")[0]
+    assert "渠道监测测试市场" in section and "9.9" in section and "≠" in section  # the drifted version
+    assert "bb" * 32 in section and "aa" * 32 in section  # listed vs filed signer
+    assert "0.910" in section and "阈值 0.85" in section and "距离 6" in section
+    overview = hz.get("/console/").text
+    panel = overview.split('class="card wide lookalikes"')[1].split("</section>")[0]
+    assert f"/console/apps/{ids['filing']}#channels" in panel and "糖尿病健康管理 专业版" in panel
+    assert "阈值 0.85" in panel and "bb" * 32 in panel
+    builder = login(console, "hosp.builder")  # the institution sees where its app is published
+    mine = builder.get(f"/console/apps/{ids['filing']}").text
+    assert "渠道监测测试市场" in mine and "/verdicts/" not in mine  # no dismissal for builders
+    hz.cookies.set("medrisk_lang", "en", domain="127.0.0.1", path="/console")
+    try:
+        en = hz.get(f"/console/apps/{ids['filing']}").text
+    finally:
+        hz.cookies.delete("medrisk_lang", domain="127.0.0.1", path="/console")
+    assert "Channel monitoring" in en and "Threshold 0.85" in en
+
+
+def test_regulator_dismisses_a_verdict_with_a_reason(console, hz):
+    from medrisk.store.models import AuditEntry, ChannelVerdict
+
+    if not hasattr(console.ctx.channels, "dismiss"):
+        pytest.skip("ChannelService.dismiss is not there yet")
+    ids = seed_channel_findings(console, "com.htbridge.pivaa", "排除测试市场")
+    app = f"/console/apps/{ids['filing']}"
+    page = hz.get(app).text
+    assert f'action="/console/verdicts/{ids["lookalike"]}/dismiss"' in page
+    token = csrf_of(hz, app)
+    url = f"/console/verdicts/{ids['lookalike']}/dismiss"
+    no_box = hz.post(url, data={"csrf": token, "reason": "授权合作方", "back": app})
+    assert no_box.status_code == 422
+    no_reason = hz.post(url, data={"csrf": token, "reason": " ", "confirm": "yes", "back": app})
+    assert no_reason.status_code == 422
+    builder = login(console, "hosp.builder")
+    b_token = csrf_of(builder, app)
+    denied = builder.post(url, data={"csrf": b_token, "reason": "不是仿冒", "confirm": "yes", "back": app})
+    assert denied.status_code == 403
+    js = login(console, "js.regulator")  # another province: not visible
+    js_token = csrf_of(js, "/console/")
+    assert js.post(url, data={"csrf": js_token, "reason": "x" * 5, "confirm": "yes"}).status_code == 404
+    ok = hz.post(url, data={"csrf": token, "reason": "授权合作方的定制版", "confirm": "yes", "back": app})
+    assert ok.status_code == 303 and ok.headers["location"] == f"{app}?ok=dismissed"
+    with console.ctx.db.session() as db:
+        v = db.get(ChannelVerdict, ids["lookalike"])
+        assert v.status == "dismissed" and v.dismissed_reason == "授权合作方的定制版"
+        assert db.scalar(select(AuditEntry.seq).where(AuditEntry.target == f"channel-verdict:{v.id}")) is not None
+    page = hz.get(app).text
+    assert f'action="/console/verdicts/{ids["lookalike"]}/dismiss"' not in page and "已排除" in page
+    assert f"verdict-{ids['lookalike']}" not in hz.get("/console/").text.split("lookalikes")[1]
+    evil = hz.post(
+        f"/console/verdicts/{ids['tampered']}/dismiss",
+        data={"csrf": token, "reason": "重新签名的官方包", "confirm": "yes", "back": "https://evil.example/"},
+    )
+    assert evil.headers["location"] == "/console/?ok=dismissed"  # no open redirect
+
+
 def test_a_regulator_without_totp_enrols_before_anything_else(console):
     import pyotp
 

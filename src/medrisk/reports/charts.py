@@ -41,8 +41,17 @@ def donut(values: dict[str, int], title: str, size: int = 180) -> str:
     return "".join(parts)
 
 
-def stacked_bars(rows: list[tuple[str, dict[str, int]]], title: str, width: int = 560, bar: int = 22) -> str:
-    """Horizontal bars, one per row (region, institution), stacked by grade."""
+def stacked_bars(
+    rows: list[tuple[str, dict[str, int]]],
+    title: str,
+    width: int = 560,
+    bar: int = 22,
+    links: list[str] | None = None,
+) -> str:
+    """Horizontal bars, one per row (region, institution), stacked by grade.
+
+    ``links``: one URL per row; each row (label and bar) becomes a link (SVG ``<a>``), which
+    keyboard users reach with Tab like any other link (the drill-down of the console)."""
     label_w = 170
     height = max(1, len(rows)) * (bar + 8) + 10
     top = max((sum(v.values()) for _, v in rows), default=0) or 1
@@ -54,6 +63,9 @@ def stacked_bars(rows: list[tuple[str, dict[str, int]]], title: str, width: int 
     for i, (label, values) in enumerate(rows):
         y = 5 + i * (bar + 8)
         short = label if len(label) <= 14 else label[:13] + "…"
+        href = links[i] if links and i < len(links) else None
+        if href:
+            parts.append(f'<a href="{escape(href)}" class="bar-link"><title>{escape(label)}</title>')
         parts.append(
             f'<text x="{label_w - 6}" y="{y + bar * 0.7:.1f}" text-anchor="end" font-size="12" fill="#1a1a1a">'
             f"{escape(short)}</text>"
@@ -70,6 +82,8 @@ def stacked_bars(rows: list[tuple[str, dict[str, int]]], title: str, width: int 
         parts.append(
             f'<text x="{x + 5:.1f}" y="{y + bar * 0.7:.1f}" font-size="12" fill="#333">{sum(values.values())}</text>'
         )
+        if href:
+            parts.append("</a>")
     parts.append("</svg>")
     return "".join(parts)
 

@@ -365,7 +365,7 @@ def lookalikes(db: Session, ids: Any, limit: int = 10) -> tuple[list[dict[str, A
     )
     n = db.scalar(select(func.count()).where(*where)) or 0
     rows = db.execute(
-        select(ChannelVerdict, ChannelListing.app_name, ChannelListing.package, Channel.name, Filing.name)
+        select(ChannelVerdict, ChannelListing, Channel.name, Filing.name)
         .join(ChannelListing, ChannelListing.id == ChannelVerdict.listing_id)
         .join(Channel, Channel.id == ChannelVerdict.channel_id)
         .outerjoin(Filing, Filing.id == ChannelVerdict.filing_id)
@@ -375,17 +375,27 @@ def lookalikes(db: Session, ids: Any, limit: int = 10) -> tuple[list[dict[str, A
     ).all()
     out = [
         {
+            "id": v.id,
             "kind": v.kind,
             "severity": v.severity,
             "score": v.score,
-            "listing": app_name,
-            "package": package,
+            "threshold": v.threshold,
+            "evidence": v.evidence or {},
+            "status": v.status,
+            "listing": lst.app_name,
+            "package": lst.package,
+            "version": lst.version_name,
+            "developer": lst.developer,
+            "signer": lst.signer_sha256,
+            "apk_sha256": lst.apk_sha256,
+            "icon_hash": lst.icon_hash,
             "channel": channel,
             "filing_id": v.filing_id,
             "filing": filing or "",
+            "first_seen": v.first_seen_at,
             "seen": v.last_seen_at,
         }
-        for v, app_name, package, channel, filing in rows
+        for v, lst, channel, filing in rows
     ]
     return out, n
 

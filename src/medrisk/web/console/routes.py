@@ -182,11 +182,21 @@ def _overview_context(ctx: Platform, v: Viewer, org_id: int | None) -> dict[str,
         visible_trail = [o for o in trail if o.path.startswith(v.principal.org_path) or v.principal.is_admin]
     svg = {
         "grades": charts.donut(ov.grades, L["grade_dist"]),
-        "regions": charts.stacked_bars([(b.name, b.grades) for b in ov.regions[:12]], L["by_region"]),
+        "regions": charts.stacked_bars(
+            [(b.name, b.grades) for b in ov.regions[:12]],
+            L["by_region"],
+            links=[f"{PREFIX}/orgs/{b.org_id}" for b in ov.regions[:12]],
+        ),
         "trend": charts.trend_lines(ov.trend, L["trend"]),
         "rules": charts.bars([(r["rule_id"], r["apps"]) for r in ov.top_rules], L["top_rules"]),
     }
-    return {"ov": ov, "svg": svg, "trail": visible_trail}
+    return {"ov": ov, "svg": svg, "trail": visible_trail, "can_dismiss": _can_dismiss(ctx, v)}
+
+
+def _can_dismiss(ctx: Platform, v: Viewer) -> bool:
+    """Regulators (channels:manage) dismiss a channel verdict, once channel monitoring offers it."""
+    svc = ctx.channels
+    return svc is not None and hasattr(svc, "dismiss") and v.is_regulator_side and v.principal.can(Perm.CHANNEL_MANAGE)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -194,7 +204,8 @@ def home(request: Request) -> Response:
     v = viewer(request)
     if not v.is_regulator_side:
         return my_apps(request, v)
-    return render(request, "overview.html", v, **_overview_context(_ctx(request), v, None))
+    msg = _done_message(request.query_params.get("ok"), v.lang)
+    return render(request, "overview.html", v, message=msg, **_overview_context(_ctx(request), v, None))
 
 
 @router.get("/orgs/{org_id}", response_class=HTMLResponse)
@@ -206,7 +217,8 @@ def org_page(request: Request, org_id: int) -> Response:
         kind = org.kind
     if kind in ("hospital", "internet_hospital", "app_company"):
         return apps_page(request, org=org_id)
-    return render(request, "overview.html", v, **_overview_context(ctx, v, org_id))
+    msg = _done_message(request.query_params.get("ok"), v.lang)
+    return render(request, "overview.html", v, message=msg, **_overview_context(ctx, v, org_id))
 
 
 def my_apps(request: Request, v: Viewer) -> Response:
@@ -290,6 +302,7 @@ def app_page(request: Request, filing_id: int) -> Response:
                 notice = [x for x in s.result.get("findings") or [] if not x.get("suppressed")][:50]
         latest_done = next((s for s in reversed(scans) if s.status == "done"), None)
         rev_status = f.status
+        channel_view = _channel_view(ctx, db, p, f)
     by_version: dict[int, list[Scan]] = {}
     for s in scans:
         by_version.setdefault(s.version_id, []).append(s)
@@ -313,9 +326,66 @@ def app_page(request: Request, filing_id: int) -> Response:
         can_act=can_act,
         actions=_allowed_actions(ctx, state) if can_act and state else [],
         can_upload=p.can(Perm.VERSION_UPLOAD),
+        ch=channel_view,
+        can_dismiss=_can_dismiss(ctx, v),
         message=_done_message(request.query_params.get("ok"), v.lang),
         now=utcnow(),
     )
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _verdict_row(x: dict[str, Any], filing_name: str) -> dict[str, Any]:
+    """A verdict of ``ChannelService.app_view`` in the shape of the overview's panel rows."""
+    ev = x.get("evidence") or {}
+    return {
+        "id": x["id"],
+        "kind": x["kind"],
+        "severity": x.get("severity"),
+        "score": x.get("score"),
+        "threshold": x.get("threshold"),
+        "evidence": ev,
+        "status": x.get("status") or "open",
+        "listing": x.get("app_name") or "",
+        "package": x.get("package") or "",
+        "version": x.get("version_name"),
+        "developer": (ev.get("listed") or {}).get("developer"),
+        "channel": x.get("channel") or "",
+        "filing_id": x.get("filing_id"),
+        "filing": filing_name,
+        "first_seen": _parse_iso(x.get("first_seen_at")),
+        "seen": _parse_iso(x.get("last_seen_at")),
+    }
+
+
+def _channel_view(ctx: Platform, db: Any, p: Any, f: Filing) -> dict[str, Any] | None:
+    """Where the app is published (channel monitoring, ``ChannelService.app_view``): versions
+    per channel, drift, look-alikes and tampered copies, stale vulnerable versions."""
+    if ctx.channels is None:
+        return None
+    view = ctx.channels.app_view(db, p, f.id)
+    channels = []
+    for name, c in sorted(view.get("channels", {}).items()):
+        rows = sorted(c.get("versions", []), key=lambda r: (not r.get("present"), -(r.get("version_code") or 0)))
+        for r in rows:
+            r["released"] = _parse_iso(r.get("released_at"))
+        channels.append({"name": name, "channel_id": c.get("channel_id"), "versions": rows})
+    verdicts = [
+        _verdict_row(x, f.name)
+        for kind in ("tampered", "lookalikes", "drift", "stale_vulnerable")
+        for x in view.get(kind, [])
+    ]
+    return {
+        "filed_version": view.get("filed_version"),
+        "channels": channels,
+        "verdicts": verdicts,
+        "open": sum(1 for x in verdicts if x["status"] == "open"),
+    }
 
 
 def _done_message(ok: str | None, lang: str) -> str | None:
@@ -323,7 +393,7 @@ def _done_message(ok: str | None, lang: str) -> str | None:
     if not ok:
         return None
     L = i18n.labels(lang)
-    names = {"approved": L["approve"], "rejected": L["reject"], "uploaded": L["upload"]}
+    names = {"approved": L["approve"], "rejected": L["reject"], "uploaded": L["upload"], "dismissed": L["dismiss"]}
     return names.get(ok) or L.get(ok) or ok
 
 
@@ -366,6 +436,32 @@ async def action_submit(request: Request, filing_id: int) -> Response:
     loop = ctx.loop
     await run_in_threadpool(lambda: loop.act(v.principal, filing_id, action, reason=reason, days=days))
     return redirect(f"{PREFIX}/apps/{filing_id}?ok={action}")
+
+
+@router.post("/verdicts/{verdict_id}/dismiss")
+async def verdict_dismiss(request: Request, verdict_id: int) -> Response:
+    """A regulator closes a channel verdict as no threat (``ChannelService.dismiss``: audited)."""
+    v = viewer(request)
+    data = await form(request, v)
+    ctx = _ctx(request)
+    if not _can_dismiss(ctx, v):
+        raise Forbidden("only regulators dismiss channel verdicts")
+    if data.get("confirm") != "yes":
+        raise Invalid("tick the confirmation box", field="confirm")
+    reason = data.get("reason", "").strip()[:2000]
+    if not reason:
+        raise Invalid(i18n.labels(v.lang)["reason_required"], field="reason")
+    svc = ctx.channels
+    assert svc is not None
+
+    def run() -> None:
+        with ctx.db.session() as db:
+            svc.dismiss(db, v.principal, verdict_id, reason)
+
+    await run_in_threadpool(run)
+    back = base.safe_next(data.get("back"))
+    sep = "&" if "?" in back else "?"
+    return redirect(f"{back}{sep}ok=dismissed")
 
 
 @router.post("/apps/{filing_id}/upload")
