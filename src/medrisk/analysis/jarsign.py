@@ -211,6 +211,19 @@ def _manifest_sections(text: bytes) -> list[_Section]:
     return sections
 
 
+def entry_digest_matches(manifest: bytes, name: str, data: bytes) -> bool | None:
+    """Does ``data`` match the digest(s) ``MANIFEST.MF`` gives for entry ``name``? ``None`` when the
+    manifest names no digest in a known algorithm for it. (The v1 check above stops at the
+    manifest; callers that hold an entry's bytes, e.g. a signed F-Droid index, finish the chain.)"""
+    section = next((s for s in _manifest_sections(manifest)[1:] if s.attrs.get("NAME") == name), None)
+    if section is None:
+        return None
+    results = [_digest_matches(a, v, data) for a, v in _digest_attrs(section.attrs, "-DIGEST").items()]
+    if any(r is False for r in results):
+        return False
+    return True if any(r is True for r in results) else None
+
+
 def _digest_attrs(attrs: dict[str, str], suffix: str) -> dict[str, str]:
     """``{"SHA-256": value}`` for attributes named ``<ALG><suffix>``."""
     out = {}

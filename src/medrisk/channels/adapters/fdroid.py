@@ -10,7 +10,6 @@ gives. An index older than the last one seen is refused (a rollback). Incrementa
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -19,6 +18,7 @@ import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
+from medrisk.analysis.jarsign import entry_digest_matches
 from medrisk.analysis.signing import signing_facts
 from medrisk.channels.adapters.base import Adapter
 from medrisk.channels.model import ChannelError, FetchResult, Listing
@@ -29,23 +29,6 @@ _LOCALES = ("zh-CN", "zh", "zh-Hans", "zh-TW", "en-US", "en")
 
 def normalise_fingerprint(fp: str) -> str:
     return re.sub(r"[^0-9a-f]", "", fp.lower())
-
-
-def _manifest_digests(manifest: bytes) -> dict[str, dict[str, str]]:
-    """``Name:`` sections of a JAR manifest → their attributes (continuation lines joined)."""
-    text = manifest.decode("utf-8", "replace").replace("\r\n", "\n")
-    sections: dict[str, dict[str, str]] = {}
-    for block in text.split("\n\n"):
-        lines: list[str] = []
-        for line in block.split("\n"):
-            if line.startswith(" ") and lines:
-                lines[-1] += line[1:]
-            elif line:
-                lines.append(line)
-        attrs = dict(line.split(": ", 1) for line in lines if ": " in line)
-        if "Name" in attrs:
-            sections[attrs["Name"]] = attrs
-    return sections
 
 
 def verify_signed_jar(jar: bytes, payload: str, where: str) -> tuple[bytes, str]:
@@ -69,14 +52,11 @@ def verify_signed_jar(jar: bytes, payload: str, where: str) -> tuple[bytes, str]
     signers = {c.sha256 for c in facts.certificates}
     if len(signers) != 1:
         raise ChannelError(f"{where}: the index has {len(signers)} signers, expected one")
-    section = _manifest_digests(entries.get("META-INF/MANIFEST.MF", b"")).get(payload, {})
-    for attr, algo in (("SHA-256-Digest", "sha256"), ("SHA-512-Digest", "sha512"), ("SHA1-Digest", "sha1")):
-        if attr in section:
-            if base64.b64decode(section[attr]) != hashlib.new(algo, entries[payload]).digest():
-                raise ChannelError(f"{where}: {payload} does not match its signed digest (tampered index)")
-            break
-    else:
+    ok = entry_digest_matches(entries.get("META-INF/MANIFEST.MF", b""), payload, entries[payload])
+    if ok is None:
         raise ChannelError(f"{where}: {payload} has no digest in META-INF/MANIFEST.MF")
+    if not ok:
+        raise ChannelError(f"{where}: {payload} does not match its signed digest (tampered index)")
     return entries[payload], signers.pop()
 
 
