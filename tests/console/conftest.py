@@ -20,6 +20,7 @@ import pytest
 
 from medrisk.platform import demo, scanning
 from medrisk.platform.context import Platform
+from tests.loop.conftest import smtp  # noqa: F401 - a real SMTP server on loopback
 from tests.platform.fixtures import _fast_argon2, make_platform, pg_server, scan_runner  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"

@@ -490,3 +490,51 @@ def test_periodic_report_on_demand_subscription_and_logout(console):
     assert (
         replay.get("/console/reports").headers["location"].startswith("/console/login")
     )  # revoked, not just forgotten
+
+
+def test_subscriptions_made_in_the_console_are_delivered_by_the_schedule(console, hz, smtp):
+    """End to end: a regulator subscribes an e-mail endpoint (monthly by default, and weekly) on the
+    reports page; the console's background schedule generates each period's signed report and sends
+    it to a real SMTP server on loopback, once."""
+    import time
+
+    from medrisk.loop.notify import NotifyConfig
+    from medrisk.reports import posture
+    from medrisk.store.models import NotifyEndpoint, ReportSubscription, utcnow
+    from medrisk.web.console import Background
+
+    box, port = smtp
+    address = f"hz-{str(console.ctx.db.url).split(':')[0].split('+')[0]}@example.org"
+    with console.ctx.db.session() as db:
+        hz_org = db.scalar(select(Organisation.id).where(Organisation.name == "杭州市卫生健康委员会"))
+        ep = NotifyEndpoint(org_id=hz_org, kind="email", address=address, language="zh", created_at=utcnow())
+        db.add(ep)
+        db.flush()
+        ep_id = ep.id
+    page = hz.get("/console/reports").text
+    assert f'<option value="{ep_id}">email {address}</option>' in page and 'value="weekly"' in page
+    token = csrf_of(hz, "/console/reports")
+    assert hz.post("/console/reports/subscribe", data={"csrf": token, "endpoint": ep_id}).status_code == 303
+    weekly = {"csrf": token, "endpoint": ep_id, "period": "weekly"}
+    assert hz.post("/console/reports/subscribe", data=weekly).status_code == 303
+    bad = {"csrf": token, "endpoint": ep_id, "period": "hourly"}
+    assert hz.post("/console/reports/subscribe", data=bad).status_code == 422
+    with console.ctx.db.session() as db:
+        subs = db.scalars(select(ReportSubscription).where(ReportSubscription.endpoint_id == ep_id)).all()
+        assert sorted(s.period for s in subs) == ["monthly", "weekly"]
+    assert console.ctx.loop is not None
+    saved = console.ctx.loop.config
+    console.ctx.loop.config = NotifyConfig(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none")
+    try:
+        schedule = Background(console.ctx)
+        schedule.run_once(time.monotonic() + 7200)  # what the thread does every hour
+        mails = box.to(address)
+        now = utcnow()
+        periods = {posture.previous_month(now), posture.previous_period(now, "weekly")}
+        assert len(mails) == 2 and {p for p in periods for m in mails if p in m["Subject"]} == periods
+        schedule.run_once(time.monotonic() + 4 * 3600)
+        assert len(box.to(address)) == 2  # sent once
+    finally:
+        console.ctx.loop.config = saved
+    listing = hz.get("/console/reports").text
+    assert "每周" in listing and posture.previous_period(utcnow(), "weekly") in listing

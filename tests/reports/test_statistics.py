@@ -142,3 +142,29 @@ def test_delivery_to_a_signed_webhook(demo_ctx):
         assert got["type"] == "medrisk.report" and got["download"].endswith(f"/console/reports/{r.id}/download")
     finally:
         rec.close()
+
+
+def test_week_quarter_and_year_on_demand(demo_ctx, tmp_path):
+    """Other periods than the month: an ISO week, a quarter, a year, with their own bounds."""
+    zj = org_id(demo_ctx, "浙江省卫生健康委员会")
+    now = utcnow()
+    year, week, _ = now.isocalendar()
+    this_week = f"{year}-W{week:02d}"  # the demo scans finished this week (lower case is accepted)
+    r = statistics.generate(demo_ctx, zj, this_week.lower(), "zh")
+    assert r.meta["period"] == this_week and r.meta["stats"]["scans_in_period"]
+    start = r.period_start
+    assert start.weekday() == 0 and r.period_end - start == timedelta(days=7)
+    path = tmp_path / "week.pdf"
+    path.write_bytes(signing.read(demo_ctx, r))
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    last = start + timedelta(days=6)
+    assert f"{this_week}（{start:%Y-%m-%d} – {last:%Y-%m-%d}）" in text.replace("\n", "")
+    assert demo_ctx.keys.verify(signing.signature_der(r), path.read_bytes())
+    q = statistics.generate(demo_ctx, zj, "2026-Q1", "en")
+    assert (q.period_start, q.period_end) == (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    assert posture.period_bounds("2025") == (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    assert posture.previous_period(datetime(2026, 1, 5, tzinfo=UTC), "quarterly") == "2025-Q4"
+    assert posture.previous_period(datetime(2026, 1, 5, tzinfo=UTC), "weekly") == "2026-W01"
+    for bad in ("2026-W54", "2026-Q5", "2026-00", "26-01", "2026-1"):
+        with pytest.raises(Exception, match="YYYY-Www"):
+            statistics.generate(demo_ctx, zj, bad, "zh")

@@ -11,10 +11,11 @@ the principal may see that organisation (``platform.scope``) before asking.
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -436,17 +437,57 @@ def apps_in(
     return out, total
 
 
+PERIOD_RE = re.compile(r"^(\d{4})(?:-(\d{2})|-W(\d{2})|-Q([1-4]))?$")
+SCHEDULES = ("monthly", "weekly", "quarterly", "yearly")  # what a subscription may ask for
+
+
 def period_bounds(period: str) -> tuple[datetime, datetime]:
-    """``YYYY-MM`` → [first instant of the month, first instant of the next) in UTC."""
-    y, m = (int(x) for x in period.split("-"))
-    start = datetime(y, m, 1, tzinfo=UTC)
-    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    """A period → [its first instant, the first instant of the next) in UTC.
+
+    ``YYYY-MM`` a month (the default period), ``YYYY-Www`` an ISO week (Monday to Sunday),
+    ``YYYY-Qn`` a quarter, ``YYYY`` a year. ValueError for anything else."""
+    m = PERIOD_RE.match(period or "")
+    if not m:
+        raise ValueError(f"not a period: {period!r}")
+    y, month, week, quarter = int(m[1]), m[2], m[3], m[4]
+    if not 2000 <= y <= 2100:
+        raise ValueError(f"year out of range: {period!r}")
+    if month is not None:
+        mo = int(month)
+        if not 1 <= mo <= 12:
+            raise ValueError(f"not a month: {period!r}")
+        return datetime(y, mo, 1, tzinfo=UTC), datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=UTC)
+    if week is not None:
+        w = int(week)
+        weeks = date(y, 12, 28).isocalendar()[1]  # 28 December is always in the year's last ISO week
+        if not 1 <= w <= weeks:
+            raise ValueError(f"not a week of {y}: {period!r}")
+        start = datetime.combine(date.fromisocalendar(y, w, 1), datetime.min.time(), tzinfo=UTC)
+        return start, start + timedelta(days=7)
+    if quarter is not None:
+        q = int(quarter)
+        start = datetime(y, 3 * q - 2, 1, tzinfo=UTC)
+        return start, datetime(y + (q == 4), (3 * q) % 12 + 1, 1, tzinfo=UTC)
+    return datetime(y, 1, 1, tzinfo=UTC), datetime(y + 1, 1, 1, tzinfo=UTC)
 
 
 def previous_month(now: datetime) -> str:
     first = now.astimezone(UTC).replace(day=1)
     return (first - timedelta(days=1)).strftime("%Y-%m")
+
+
+def previous_period(now: datetime, schedule: str = "monthly") -> str:
+    """The last complete period of a schedule before ``now`` (what a subscription is sent)."""
+    now = now.astimezone(UTC)
+    if schedule == "weekly":
+        y, w, _ = (now - timedelta(days=7)).isocalendar()
+        return f"{y:04d}-W{w:02d}"
+    if schedule == "quarterly":
+        q = (now.month - 1) // 3  # the current quarter's index 0-3; the previous one is q-1
+        return f"{now.year - 1}-Q4" if q == 0 else f"{now.year}-Q{q}"
+    if schedule == "yearly":
+        return f"{now.year - 1:04d}"
+    return previous_month(now)
 
 
 def category_counts(db: Session, root: Organisation) -> list[tuple[str, int]]:

@@ -1,12 +1,13 @@
 """The periodic statistical report of a jurisdiction (white paper §5.3): counts and trends by grade,
 region, institution and category, top risks and the dispositions taken in the period.
 
-``generate`` renders one month (default: the previous one) as a signed PDF and keeps it;
-``run_due`` is the scheduled part: for every subscription it makes sure last month's report
-exists and is delivered to the subscription's notification endpoint through the loop's
-notification machinery (``loop/notify.py``: SMTP or an HMAC-SM3 signed webhook), retrying on
-the next run until it is sent. The report itself is not attached: it is confidential, so the
-message carries its number, SM3 digest and a console link behind login.
+``generate`` renders one period (a month by default, the previous one; or an ISO week, a quarter,
+a year) as a signed PDF and keeps it; ``run_due`` is the scheduled part: for every subscription
+it makes sure the report of its last complete period (last month for ``monthly``) exists and
+is delivered to the subscription's notification endpoint through the loop's notification
+machinery (``loop/notify.py``: SMTP or an HMAC-SM3 signed webhook), retrying on the next run
+until it is sent. The report itself is not attached: it is confidential, so the message carries
+its number, SM3 digest and a console link behind login.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ def _labels(lang: str) -> dict[str, str]:
 
 
 def check_period(period: str) -> str:
+    """A month ``YYYY-MM`` (the default), an ISO week ``YYYY-Www``, a quarter ``YYYY-Qn`` or a year."""
+    period = (period or "").strip().upper()
     try:
-        y, m = (int(x) for x in period.split("-"))
-        if not (2000 <= y <= 2100 and 1 <= m <= 12) or len(period) != 7:
-            raise ValueError
+        posture.period_bounds(period)
     except ValueError:
-        raise Invalid("the period is a month: YYYY-MM", field="period") from None
+        raise Invalid(
+            "the period is a month YYYY-MM, a week YYYY-Www, a quarter YYYY-Qn or a year YYYY", field="period"
+        ) from None
     return period
 
 
@@ -148,7 +151,8 @@ def report_html(ctx: Platform, org_id: int, period: str, lang: str, report_no: s
 def generate(
     ctx: Platform, org_id: int, period: str | None, lang: str = "zh", *, actor: Principal | None = None
 ) -> Report:
-    """The signed PDF of one month for one organisation's subtree (rendered once, then kept)."""
+    """The signed PDF of one period (default: the previous month) for one organisation's subtree
+    (rendered once, then kept)."""
     period = check_period(period or posture.previous_month(utcnow()))
     lang = "en" if lang == "en" else "zh"
     subject = f"org:{org_id}:{period}"
@@ -299,15 +303,17 @@ def deliver(ctx: Platform, delivery_id: int) -> bool:
 
 
 def run_due(ctx: Platform, now: datetime | None = None) -> int:
-    """The scheduled job: last month's report for every subscription, generated and delivered."""
+    """The scheduled job: for every subscription, the last complete period of its schedule (last
+    month for the default ``monthly``; last ISO week, quarter or year), generated and delivered."""
     now = now or utcnow()
-    period = posture.previous_month(now)
     sent = 0
     with ctx.db.session() as db:
         subs = [
-            (s.id, s.org_id, s.lang) for s in db.scalars(select(ReportSubscription).order_by(ReportSubscription.id))
+            (s.id, s.org_id, s.lang, s.period)
+            for s in db.scalars(select(ReportSubscription).order_by(ReportSubscription.id))
         ]
-    for sub_id, org_id, lang in subs:
+    for sub_id, org_id, lang, schedule in subs:
+        period = posture.previous_period(now, schedule if schedule in posture.SCHEDULES else "monthly")
         try:
             r = generate(ctx, org_id, period, lang)
         except Exception:

@@ -73,10 +73,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("report", help="write a signed report: a scan's, or a jurisdiction's month (periodic)")
+    r = sub.add_parser("report", help="write a signed report: a scan's, or a jurisdiction's period (periodic)")
     r.add_argument("kind", choices=["scan", "periodic"])
     r.add_argument("id", type=int, help="scan id, or the organisation id of the jurisdiction")
-    r.add_argument("--period", help="periodic: the month YYYY-MM (default: the previous month)")
+    r.add_argument(
+        "--period",
+        help="periodic: a month YYYY-MM (default: the previous month), a week YYYY-Www, a quarter YYYY-Qn, a year",
+    )
     r.add_argument("--lang", choices=["zh", "en"], default="zh")
     r.add_argument("--format", choices=["pdf", "html"], default="pdf", help="scan reports only")
     r.add_argument("-o", "--output", help="file to write (the signature goes beside it as FILE.sig)")

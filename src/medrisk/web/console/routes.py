@@ -727,6 +727,7 @@ def reports_page(request: Request, org: int | None = None) -> Response:
         endpoints=endpoints,
         default_period=previous_month(utcnow()),
         can_subscribe=p.can(Perm.USER_WRITE) or p.can(Perm.CONFIG_WRITE),
+        schedules=("monthly", "weekly", "quarterly"),
         message=request.query_params.get("ok"),
     )
 
@@ -762,20 +763,23 @@ async def reports_subscribe(request: Request) -> Response:
     ctx = _ctx(request)
     ep_id = _int(data.get("endpoint"))
     lang = "en" if data.get("lang") == "en" else "zh"
+    schedule = data.get("period") or "monthly"  # monthly by default; weekly, quarterly on request
+    if schedule not in ("monthly", "weekly", "quarterly"):
+        raise Invalid("the schedule is monthly, weekly or quarterly", field="period")
     with ctx.db.session() as db:
         ep = db.get(NotifyEndpoint, ep_id)
         if ep is None or ep.org_id != p.org_id:
             raise NotFound("endpoint not found")
         exists = db.scalar(
             select(ReportSubscription.id).where(
-                ReportSubscription.endpoint_id == ep.id, ReportSubscription.period == "monthly"
+                ReportSubscription.endpoint_id == ep.id, ReportSubscription.period == schedule
             )
         )
         if exists is None:
             sub = ReportSubscription(
                 org_id=p.org_id,
                 endpoint_id=ep.id,
-                period="monthly",
+                period=schedule,
                 lang=lang,
                 created_by=p.user_id,
                 created_at=utcnow(),
@@ -788,7 +792,7 @@ async def reports_subscribe(request: Request) -> Response:
                 "report.subscribed",
                 actor=p,
                 target=f"report_subscription:{sub.id}",
-                details={"endpoint": ep.id, "period": "monthly", "lang": lang},
+                details={"endpoint": ep.id, "period": schedule, "lang": lang},
             )
     return redirect(f"{PREFIX}/reports?ok=subscribed")
 
