@@ -101,6 +101,28 @@ def is_medical(facts: ListingFacts) -> bool:
     return any(k.casefold() in text for k in med["keywords"])
 
 
+class _SubstringIndex:
+    """Which indexed keys occur inside a text: a dict lookup per substring of each indexed length,
+    so the cost grows with the text's length, not with the number of keys (10,000 filings)."""
+
+    def __init__(self, items: Iterable[tuple[str, int]]) -> None:
+        self.keys: dict[str, list[int]] = defaultdict(list)
+        for key, ref in items:
+            self.keys[key].append(ref)
+        self.lengths = sorted({len(k) for k in self.keys})
+
+    def find(self, text: str) -> dict[int, str]:
+        """ref → the key found in ``text``."""
+        out: dict[int, str] = {}
+        for n in self.lengths:
+            if n > len(text):
+                break
+            for start in range(len(text) - n + 1):
+                for ref in self.keys.get(text[start : start + n], ()):
+                    out[ref] = text[start : start + n]
+        return out
+
+
 class Matcher:
     """Built once per crawl from the approved filings; ``judge`` takes listings in batches."""
 
@@ -125,12 +147,11 @@ class Matcher:
             if f.icon_hash:
                 for c, part in enumerate(self._parts(int(f.icon_hash, 16))):
                     self.icon_index[c][part].append(i)
-        self.institutions: dict[str, list[int]] = defaultdict(list)
-        for i, f in enumerate(self.filed):
-            inst = names.normalise(f.institution)
-            if len(inst) >= self.dev_min:
-                self.institutions[inst].append(i)
-        self.inst_lengths = sorted({len(k) for k in self.institutions})
+        # substring indexes: a filed name inside a listing's name, an institution inside its developer
+        self.contained = _SubstringIndex((n, i) for i, n in enumerate(self.norm) if len(n) >= self.contain_min)
+        self.institutions = _SubstringIndex(
+            (inst, i) for i, f in enumerate(self.filed) if len(inst := names.normalise(f.institution)) >= self.dev_min
+        )
 
     def _parts(self, h: int) -> list[int]:
         bounds = [round(64 * c / self.chunks) for c in range(self.chunks + 1)]
@@ -235,8 +256,8 @@ class Matcher:
             text = names.normalise(lf.app_name)
             if len(text) < self.contain_min:
                 continue
-            for c, n in enumerate(self.norm):
-                if len(n) >= self.contain_min and n != text and n in text:
+            for c, n in self.contained.find(text).items():
+                if n != text:
                     hits[i][c] = max(hits[i].get(c, 0.0), 0.9)
         return hits
 
@@ -256,16 +277,7 @@ class Matcher:
 
     def _developer_hits(self, lf: ListingFacts) -> dict[int, str]:
         dev = names.normalise(lf.developer or "")
-        out: dict[int, str] = {}
-        if len(dev) < self.dev_min:
-            return out
-        for n in self.inst_lengths:
-            if n > len(dev):
-                break
-            for s in range(len(dev) - n + 1):
-                for i in self.institutions.get(dev[s : s + n], ()):
-                    out[i] = dev[s : s + n]
-        return out
+        return self.institutions.find(dev) if len(dev) >= self.dev_min else {}
 
     def judge(self, batch: list[ListingFacts]) -> list[Draft]:
         out: list[Draft] = []
