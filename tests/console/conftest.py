@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from sqlalchemy import select
 
 from medrisk.platform import demo, scanning
 from medrisk.platform.context import Platform
+from medrisk.store.models import Filing
 from tests.loop.conftest import smtp  # noqa: F401 - a real SMTP server on loopback
 from tests.platform.fixtures import _fast_argon2, make_platform, pg_server, scan_runner  # noqa: F401
 
@@ -117,3 +119,90 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(env) / "console" if env else tmp_path_factory.mktemp("screenshots")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def seed_channel_findings(console, package: str, channel: str) -> dict[str, int]:
+    """A channel where the filed app is listed twice (filed version and a drifted one), a
+    repackaged copy signed by someone else and a look-alike, as channel monitoring records them."""
+    from medrisk.store.models import Channel, ChannelListing, ChannelVerdict, utcnow
+
+    with console.ctx.db.session() as db:
+        f = db.scalars(select(Filing).where(Filing.package == package)).one()
+        ch = Channel(org_id=f.org_id, name=channel, kind="folder", url="/tmp/none", created_at=utcnow())
+        db.add(ch)
+        db.flush()
+
+        def listing(key: str, **kw) -> ChannelListing:
+            row = ChannelListing(channel_id=ch.id, org_id=f.org_id, listing_key=key, **kw)
+            db.add(row)
+            db.flush()
+            return row
+
+        genuine = listing(
+            f"{package}@1",
+            package=package,
+            app_name=f.name,
+            version_name=f.current_version,
+            version_code=1,
+            filing_id=f.id,
+            signer_sha256=["aa" * 32],
+            scan_grade="C",
+            scan_score=40.0,
+        )
+        drifted = listing(
+            f"{package}@9",
+            package=package,
+            app_name=f.name,
+            version_name="9.9",
+            version_code=9,
+            filing_id=f.id,
+            signer_sha256=["aa" * 32],
+            downloads=1200,
+        )
+        repack = listing(
+            f"{package}@1#x",
+            package=package,
+            app_name=f.name,
+            version_name=f.current_version,
+            version_code=1,
+            filing_id=f.id,
+            signer_sha256=["bb" * 32],
+            apk_sha256="cc" * 32,
+        )
+        fake = listing("fake@1", package=package + ".pro", app_name=f.name + " 专业版", developer="某某科技")
+        out = {"genuine": genuine.id}
+        for kind, row, score, threshold, evidence in (
+            ("drift", drifted, None, None, {"seen": "9.9", "filed": f.current_version, "class": "major"}),
+            ("tampered", repack, None, None, {"listed_signers": ["bb" * 32], "filed_signers": ["aa" * 32]}),
+            (
+                "lookalike",
+                fake,
+                0.91,
+                0.85,
+                {
+                    "listed": {"package": fake.package, "name": fake.app_name, "developer": "某某科技"},
+                    "filed": {"package": package, "name": f.name, "institution": "医院"},
+                    "fired": [
+                        {"by": "name", "score": 0.91, "threshold": 0.85},
+                        {"by": "icon", "distance": 6, "threshold": 10, "score": 0.906},
+                    ],
+                },
+            ),
+        ):
+            v = ChannelVerdict(
+                dedupe_key=f"{channel}:{kind}:{row.id}",
+                kind=kind,
+                severity="high",
+                channel_id=ch.id,
+                listing_id=row.id,
+                filing_id=f.id,
+                org_id=f.org_id,
+                score=score,
+                threshold=threshold,
+                evidence=evidence,
+            )
+            db.add(v)
+            db.flush()
+            out[kind] = v.id
+        out["filing"] = f.id
+        return out

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from medrisk.store.models import Filing, Scan
 from tests.conftest import require_tool
+from tests.console.conftest import seed_channel_findings
 
 VIEW = {"width": 1280, "height": 800}
 
@@ -60,6 +61,13 @@ def filing_id(console, package: str) -> int:
         fid = db.scalar(select(Filing.id).where(Filing.package == package))
         assert fid is not None
         return fid
+
+
+def org_ids(console) -> dict[str, int]:
+    from medrisk.store.models import Organisation
+
+    with console.ctx.db.session() as db:
+        return {name: oid for oid, name in db.execute(select(Organisation.id, Organisation.name))}
 
 
 def test_console_journeys(console, browser, artifacts, tmp_path, corpus_dir):
@@ -151,6 +159,56 @@ def test_console_journeys(console, browser, artifacts, tmp_path, corpus_dir):
     assert "Filing" in page.locator("main").inner_text()
     page.click("text=中文")
     reg.close()
+
+    # --- the national regulator drills down: region chart → province → city → institution → app -----
+    orgs = org_ids(console)
+    nat = browser.new_context(viewport=VIEW, locale="zh-CN")
+    page = nat.new_page()
+    login(page, base, "nat.regulator", u["nat.regulator"].password, console.totp("nat.regulator"))
+    assert "安全态势：国家卫生健康委员会" in page.locator("h1").inner_text()
+    bars = page.locator("section", has_text="按下级地区").locator("svg a.bar-link")
+    assert bars.count() == 2  # 浙江省 and 江苏省, each bar a link
+    page.locator(f"svg a[href='/console/orgs/{orgs['浙江省卫生健康委员会']}']").click()  # the bar in the chart
+    page.wait_for_url(f"{base}/console/orgs/{orgs['浙江省卫生健康委员会']}")
+    assert "安全态势：浙江省卫生健康委员会" in page.locator("h1").inner_text()
+    assert page.locator("nav.crumbs a").all_inner_texts() == ["国家卫生健康委员会", "浙江省卫生健康委员会"]
+    page.click("table.regions >> text=杭州市卫生健康委员会")  # the table beside the chart
+    page.wait_for_url(f"{base}/console/orgs/{orgs['杭州市卫生健康委员会']}")
+    assert "安全态势：杭州市卫生健康委员会" in page.locator("h1").inner_text()
+    shot(page, artifacts, "07-drill-city")
+    page.locator(f"svg a[href='/console/orgs/{orgs['杭州市示范人民医院']}']").click()  # an institution's bar
+    page.wait_for_url(f"{base}/console/orgs/{orgs['杭州市示范人民医院']}")
+    apps = page.locator("table.apps").inner_text()
+    assert "糖尿病健康管理" in apps and "互联网医院在线问诊" not in apps  # that hospital's apps only
+    page.click("table.apps >> text=糖尿病健康管理")
+    page.wait_for_url(f"{base}/console/apps/{dms}")
+    assert page.locator("section#channels h2").inner_text().startswith("渠道监测")
+    shot(page, artifacts, "08-drill-app")
+
+    # channel monitoring finds a look-alike: the overview's panel shows its evidence and leads to the
+    # app's channel section, where the regulator dismisses it with a reason and the confirmation
+    found = seed_channel_findings(console, "com.example.kbb12.dms", "浏览器测试市场")
+    page.goto(base + "/console/")
+    panel = page.locator("section.lookalikes")
+    row = panel.locator(f"tr#verdict-{found['lookalike']}")
+    row.locator("summary").click()
+    assert "阈值 0.85" in row.inner_text() and "某某科技" in row.inner_text()
+    shot(page, artifacts, "09-lookalikes-panel")
+    row.locator(f"a[href='/console/apps/{dms}#channels']").click()
+    page.wait_for_url(f"{base}/console/apps/{dms}#channels")
+    verdict = page.locator(f"section#channels tr#verdict-{found['lookalike']}")
+    verdict.locator("summary", has_text="排除").click()
+    verdict.locator("textarea").fill("授权合作方的定制版，非仿冒")
+    verdict.locator("button[type=submit]").click()  # not confirmed yet: the browser refuses
+    assert page.url == f"{base}/console/apps/{dms}#channels"
+    verdict.locator("input[name=confirm]").check()
+    verdict.locator("button[type=submit]").click()
+    page.wait_for_url(f"{base}/console/apps/{dms}?ok=dismissed")
+    assert "已排除" in page.locator(f"section#channels tr#verdict-{found['lookalike']}").inner_text()
+    page.locator("section#channels").scroll_into_view_if_needed()
+    shot(page, artifacts, "10-app-channels")
+    assert page.evaluate(UNLABELLED) == []
+    nat.close()
 
     # --- the builder of that institution: uploads a release and reads its findings -----------------
     bld = browser.new_context(viewport=VIEW, locale="zh-CN")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from medrisk.platform import filings
 from medrisk.platform.demo import _principal
 from medrisk.store.models import Filing, Organisation, Scan
-from tests.console.conftest import running_console
+from tests.console.conftest import running_console, seed_channel_findings
 
 TINY = "android.appsecurity.cts.tinyapp"
 
@@ -278,93 +278,6 @@ def test_lookalikes_panel_shows_open_verdicts_of_the_jurisdiction(console, hz):
     assert "无偿献血助手 Pro" not in js.get("/console/").text
 
 
-def seed_channel_findings(console, package: str, channel: str) -> dict[str, int]:
-    """A channel where the filed app is listed twice (filed version and a drifted one), a
-    repackaged copy signed by someone else and a look-alike, as channel monitoring records them."""
-    from medrisk.store.models import Channel, ChannelListing, ChannelVerdict, utcnow
-
-    with console.ctx.db.session() as db:
-        f = db.scalars(select(Filing).where(Filing.package == package)).one()
-        ch = Channel(org_id=f.org_id, name=channel, kind="folder", url="/tmp/none", created_at=utcnow())
-        db.add(ch)
-        db.flush()
-
-        def listing(key: str, **kw) -> ChannelListing:
-            row = ChannelListing(channel_id=ch.id, org_id=f.org_id, listing_key=key, **kw)
-            db.add(row)
-            db.flush()
-            return row
-
-        genuine = listing(
-            f"{package}@1",
-            package=package,
-            app_name=f.name,
-            version_name=f.current_version,
-            version_code=1,
-            filing_id=f.id,
-            signer_sha256=["aa" * 32],
-            scan_grade="C",
-            scan_score=40.0,
-        )
-        drifted = listing(
-            f"{package}@9",
-            package=package,
-            app_name=f.name,
-            version_name="9.9",
-            version_code=9,
-            filing_id=f.id,
-            signer_sha256=["aa" * 32],
-            downloads=1200,
-        )
-        repack = listing(
-            f"{package}@1#x",
-            package=package,
-            app_name=f.name,
-            version_name=f.current_version,
-            version_code=1,
-            filing_id=f.id,
-            signer_sha256=["bb" * 32],
-            apk_sha256="cc" * 32,
-        )
-        fake = listing("fake@1", package=package + ".pro", app_name=f.name + " 专业版", developer="某某科技")
-        out = {"genuine": genuine.id}
-        for kind, row, score, threshold, evidence in (
-            ("drift", drifted, None, None, {"seen": "9.9", "filed": f.current_version, "class": "major"}),
-            ("tampered", repack, None, None, {"listed_signers": ["bb" * 32], "filed_signers": ["aa" * 32]}),
-            (
-                "lookalike",
-                fake,
-                0.91,
-                0.85,
-                {
-                    "listed": {"package": fake.package, "name": fake.app_name, "developer": "某某科技"},
-                    "filed": {"package": package, "name": f.name, "institution": "医院"},
-                    "fired": [
-                        {"by": "name", "score": 0.91, "threshold": 0.85},
-                        {"by": "icon", "distance": 6, "threshold": 10, "score": 0.906},
-                    ],
-                },
-            ),
-        ):
-            v = ChannelVerdict(
-                dedupe_key=f"{channel}:{kind}:{row.id}",
-                kind=kind,
-                severity="high",
-                channel_id=ch.id,
-                listing_id=row.id,
-                filing_id=f.id,
-                org_id=f.org_id,
-                score=score,
-                threshold=threshold,
-                evidence=evidence,
-            )
-            db.add(v)
-            db.flush()
-            out[kind] = v.id
-        out["filing"] = f.id
-        return out
-
-
 def test_app_page_channels_section_and_lookalike_evidence(console, hz):
     """The app's channel section (``ChannelService.app_view``): versions per channel with drift, the
     tampered copy's fingerprints and the look-alike's scores against their thresholds; the overview
@@ -373,7 +286,7 @@ def test_app_page_channels_section_and_lookalike_evidence(console, hz):
     page = hz.get(f"/console/apps/{ids['filing']}").text
     section = page.split('id="channels"')[1].split("</section>")[0]
     assert "渠道监测测试市场" in section and "9.9" in section and "≠" in section  # the drifted version
-    assert "bb" * 32 in section and "aa" * 32 in section  # listed vs filed signer
+    assert "bb" * 32 in section and "aa" * 32 in section and "['" not in section  # listed vs filed signer
     assert "0.910" in section and "阈值 0.85" in section and "距离 6" in section
     overview = hz.get("/console/").text
     panel = overview.split('class="card wide lookalikes"')[1].split("</section>")[0]
@@ -536,5 +449,8 @@ def test_subscriptions_made_in_the_console_are_delivered_by_the_schedule(console
         assert len(box.to(address)) == 2  # sent once
     finally:
         console.ctx.loop.config = saved
+    quarter = f"{utcnow().year}-q{(utcnow().month - 1) // 3 + 1}"  # on demand, any period kind
+    assert hz.post("/console/reports/generate", data={"csrf": token, "period": quarter}).status_code == 303
     listing = hz.get("/console/reports").text
     assert "每周" in listing and posture.previous_period(utcnow(), "weekly") in listing
+    assert quarter.upper() in listing

@@ -191,6 +191,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "dismiss": ("排除（非威胁）", "Dismiss (no threat)"),
     "dismiss_reason": ("排除原因", "Reason for dismissing"),
     "dismissed": ("已排除", "dismissed"),
+    "verdict_status": ("状态", "Status"),
     "open": ("待处置", "open"),
     "app_channels": ("渠道监测", "Channel monitoring"),
     "app_channels_text": (
