@@ -73,3 +73,6 @@ def setup(service: str, fmt: str | None = None, level: str = "info") -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # APScheduler logs every run of every job at INFO (the gate refreshes twice a second): at the
+    # default level that buried the demo credentials `medrisk serve` prints once
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
