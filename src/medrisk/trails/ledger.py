@@ -201,6 +201,10 @@ class Report:
         }
 
 
+# at one position, the chain's diagnosis comes before a damaged row, which comes before a receipt
+_RANK = {"removed": 0, "reordered": 0, "inserted": 0, "edited": 1, "receipt": 2, "signature": 2}
+
+
 def _iter_events(db: Session, org_id: int, chunk: int = 5000) -> Iterator[TrailEvent]:
     """Events in sequence order, in pages (memory stays flat for any ledger size)."""
     last = 0
@@ -262,6 +266,7 @@ def verify_org(db: Session, org_id: int, platform_key: Any, rep: Report) -> None
                 )
     prev_seq, prev_hash, prev_prev_hash = 0, GENESIS, None
     n = 0
+    rewritten: list[TrailBatch] = []  # batches whose signed head hash the chain no longer reaches
     for e in _iter_events(db, org_id):
         n += 1
         own = chain_hash(e.prev_hash, row_content(e))
@@ -293,14 +298,7 @@ def verify_org(db: Session, org_id: int, platform_key: Any, rep: Report) -> None
             problems.append(Problem(org_id, seq, "edited", f"event {seq}: its digest is not the one the sender signed"))
         cp = by_last_seq.get(seq)
         if cp is not None and cp.head_hash != own:
-            problems.append(
-                Problem(
-                    org_id,
-                    seq,
-                    "receipt",
-                    f"events up to {seq} were rewritten: they no longer match the signed receipt of batch {cp.id}",
-                )
-            )
+            rewritten.append(cp)
         prev_prev_hash, prev_hash, prev_seq = prev_hash, e.hash, seq
     head = db.get(TrailHead, org_id)
     if head is not None:
@@ -318,9 +316,23 @@ def verify_org(db: Session, org_id: int, platform_key: Any, rep: Report) -> None
     last_receipt = max((b.last_seq or 0 for b in batches.values()), default=0)
     if prev_seq > last_receipt:
         problems.append(Problem(org_id, last_receipt + 1, "inserted", f"events after {last_receipt} have no receipt"))
+    for cp in rewritten:
+        # A chain that is consistent in itself but misses a signed receipt was re-chained after an edit:
+        # the receipts pin it down to the batch (the first position that may be bad is the batch's first).
+        # If a row of the batch is visibly damaged, that row is the first bad position.
+        lo, hi = cp.first_seq or 0, cp.last_seq or 0
+        seen = any(lo <= p.seq <= hi and p.kind not in ("receipt", "signature") for p in problems)
+        problems.append(
+            Problem(
+                org_id,
+                hi if seen else lo,
+                "receipt",
+                f"events {lo}-{hi} were rewritten: they no longer match the signed receipt of batch {cp.id}",
+            )
+        )
     rep.events += n
     rep.orgs += 1
-    problems.sort(key=lambda p: (p.seq, p.kind in ("receipt", "signature")))
+    problems.sort(key=lambda p: (p.seq, _RANK.get(p.kind, 1)))
     rep.problems += problems
 
 
