@@ -609,8 +609,8 @@ class TrailService:
     ) -> dict[str, Any]:
         """Import a JSON Lines file whose detached SM2 signature (``sign_file``) is by a registered sender.
 
-        Stops at the first invalid line (``line N: field: problem``); the lines before it are in the
-        ledger, and re-running the fixed file is safe (those count as duplicates)."""
+        Stops at the first invalid line (``line N: field: problem``, field ``line.N.field``); the lines
+        before it are in the ledger, and re-running the fixed file is safe (those count as duplicates)."""
         import json
 
         from medrisk.crypto import verify_file
@@ -631,14 +631,24 @@ class TrailService:
         def flush() -> None:
             if not batch:
                 return
-            try:
+
+            def send(events: list[Any]) -> None:
                 r = self.ingest_for(
-                    org_id, key_id, sig_b64, batch, via="import", file_sm3=file_hash, field_prefix="line"
+                    org_id, key_id, sig_b64, events, via="import", file_sm3=file_hash, field_prefix="line"
                 )
+                totals.update(
+                    accepted=r.accepted, duplicates=r.duplicates, conflicts=r.conflicts, violations=r.violations
+                )
+                totals["batches"] += 1
+
+            try:
+                send(batch)
             except Invalid as exc:
-                raise Invalid(_line_message(exc, lines), field=exc.field) from None
-            totals.update(accepted=r.accepted, duplicates=r.duplicates, conflicts=r.conflicts, violations=r.violations)
-            totals["batches"] += 1
+                bad = _chunk_index(exc.field)
+                if bad:  # the valid lines before the bad one go into the ledger (a re-run counts them as duplicates)
+                    send(batch[:bad])
+                message, where = _line_message(exc, lines)
+                raise Invalid(message, field=where) from None
             batch.clear()
             lines.clear()
 
@@ -650,7 +660,7 @@ class TrailService:
                     batch.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     flush()
-                    raise Invalid(f"line {lineno}: not valid JSON ({exc.msg})", field=f"line {lineno}") from None
+                    raise Invalid(f"line {lineno}: not valid JSON ({exc.msg})", field=f"line.{lineno}") from None
                 lines.append(lineno)
                 if len(batch) >= chunk:
                     flush()
@@ -1020,14 +1030,25 @@ def _file_sm3(path: Path) -> str:
     return h.finalize().hex()
 
 
-def _line_message(exc: Invalid, lines: list[int]) -> str:
-    """``line.7.actor.role: …`` (index in the chunk) → ``line 1507: actor.role: …`` (line in the file)."""
-    parts = (exc.field or "").split(".", 2)
-    if len(parts) >= 2 and parts[0] == "line" and parts[1].isdigit() and int(parts[1]) < len(lines):
+def _chunk_index(where: str | None) -> int | None:
+    """The index in the chunk of ``line.7.actor.role`` (7), or None for an error of the whole chunk."""
+    parts = (where or "").split(".", 2)
+    if len(parts) >= 2 and parts[0] == "line" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def _line_message(exc: Invalid, lines: list[int]) -> tuple[str, str | None]:
+    """``line.7.actor.role: …`` (index in the chunk) → ``line 1507: actor.role: …`` and the field
+    ``line.1507.actor.role`` (the line in the file)."""
+    i = _chunk_index(exc.field)
+    if i is not None and i < len(lines):
+        parts = (exc.field or "").split(".", 2)
         rest = parts[2] if len(parts) > 2 else ""
         msg = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
-        return f"line {lines[int(parts[1])]}: {rest + ': ' if rest else ''}{msg}"
-    return exc.message
+        where = f"line.{lines[i]}" + (f".{rest}" if rest else "")
+        return f"line {lines[i]}: {rest + ': ' if rest else ''}{msg}", where
+    return exc.message, exc.field
 
 
 def service_for(ctx: Platform) -> TrailService:
