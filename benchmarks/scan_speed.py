@@ -36,6 +36,11 @@ import time
 from pathlib import Path
 
 CORPUS = Path(os.environ.get("MEDRISK_CORPUS", Path(__file__).resolve().parents[2] / "shared/corpus/apks"))
+# Measure this checkout's MedRisk, not whichever clone `pip install -e` last pointed at (on a
+# shared machine that can be another engineer's tree): its src/ goes first on the children's path.
+SRC = Path(__file__).resolve().parents[1] / "src"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
+sys.path.insert(0, str(SRC))
 
 
 def work(tool: str, path: str) -> dict:
@@ -123,6 +128,9 @@ def main() -> None:
     per_apk = sorted(files, key=lambda f: -os.path.getsize(f))[: args.limit or None]
     tools = ["floor", "medrisk"] + ([] if args.no_androguard else ["androguard"])
     prepare()
+    import medrisk
+
+    print(f"medrisk measured from {Path(medrisk.__file__).parent}")
     median_apk = sorted(files, key=os.path.getsize)[len(files) // 2]
     cold = measure("medrisk", median_apk)  # fills the cache
     warm = [measure("medrisk", median_apk)["process"] for _ in range(3)]
