@@ -20,7 +20,7 @@ from medrisk.platform.context import Platform
 from medrisk.platform.scanning import ThreadScanRunner
 from medrisk.platform.service import ServiceConfig, build
 from medrisk.store.models import Scan, Version, utcnow
-from tests.jobs.procs import RedisServer, Worker, wait_for
+from tests.jobs.procs import RedisServer, Worker, stop_all, wait_for
 from tests.platform.fixtures import _fast_argon2  # noqa: F401
 from tests.platform.world import World, build_world
 
@@ -35,7 +35,13 @@ JOB_ENV = {
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):  # keep a module's tests (and its cluster) on one xdist worker
+def pytest_xdist_make_scheduler(config, log):
+    """Keep a module's tests on one xdist worker, so one cluster serves them all.
+
+    Only an optimisation: xdist's controller calls this hook only when this file is an initial
+    conftest (``pytest -n 2 tests/jobs``), not in a run of the whole suite, where a module's tests
+    are spread over the xdist workers and each builds its own cluster (own Redis, own workers, own
+    database). No test relies on another having run before it (``healthy`` in test_celery.py)."""
     from xdist.scheduler import LoadScopeScheduling
 
     return LoadScopeScheduling(config, log)
@@ -45,12 +51,15 @@ def pytest_xdist_make_scheduler(config, log):  # keep a module's tests (and its 
 def _job_env() -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in JOB_ENV}
     os.environ.update(JOB_ENV)
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    try:
+        yield
+    finally:
+        stop_all()  # no Redis or worker process outlives the session, whatever failed
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +93,7 @@ class Cluster:
     redis: RedisServer | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
     uploads: dict[str, tuple[dict, int]] = field(default_factory=dict)
+    _used: set[str] = field(default_factory=set)  # worker names given so far (each log file its own)
 
     @property
     def db_url(self) -> str:
@@ -92,6 +102,7 @@ class Cluster:
     def add_worker(self, name: str, concurrency: int = 1) -> Worker:
         assert self.redis is not None
         w = Worker(name, self.db_url, self.data_dir, self.redis.url, JOB_ENV, concurrency)
+        self._used.add(name)
         self.workers[name] = w
         return w
 
@@ -99,6 +110,25 @@ class Cluster:
         for w in self.workers.values():
             w.stop()
         self.workers.clear()
+
+    def ensure_workers(self, n: int = 2) -> None:
+        """Redis up and ``n`` ready workers (replacing any that died), whatever an earlier test left."""
+        assert self.redis is not None
+        if not self.redis.ping():
+            self.redis.start()
+        for name, w in list(self.workers.items()):
+            if w.proc.poll() is not None:
+                w.stop()
+                del self.workers[name]
+        while len(self.workers) < n:
+            name = next(c for c in "abcdefghijklmnopqrstuvwxyz" if c not in self.workers and c not in self._used)
+            self._used.add(name)
+            self.add_worker(name)
+        for w in self.workers.values():
+            w.wait_ready()
+        nodes = {w.node for w in self.workers.values()}
+        wait_for(lambda: nodes <= set(self.ctx.jobs.workers_alive()), 30, f"heartbeats of {sorted(nodes)}", 0.1)
+        assert self.ctx.jobs.unavailable(max_age=0) is None  # the web side sees them now, not in a second
 
     def scans(self, ids: list[int]) -> list[Scan]:
         with self.ctx.db.session() as db:

@@ -7,6 +7,7 @@ its own session and stopped (its whole process group) when the test session ends
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -21,6 +22,54 @@ from pathlib import Path
 import pytest
 
 REDIS_HINT = "install Redis: `apt-get install -y redis-server` (scripts/test.sh does)"
+
+# Every process started here, until it is stopped: ``stop_all`` (end of the test session, and at exit
+# of the interpreter should the session die first) leaves none behind. Each runs in its own session,
+# so killing its process group reaches its children (a worker's pool) too.
+_RUNNING: dict[int, subprocess.Popen] = {}
+
+
+def _started(proc: subprocess.Popen) -> subprocess.Popen:
+    _RUNNING[proc.pid] = proc
+    return proc
+
+
+def _reap(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGKILL the process group of ``proc`` (it and its children) and wait for it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    _RUNNING.pop(proc.pid, None)
+
+
+def stop_all() -> None:
+    """Stop what is still running of the processes started here (gracefully first)."""
+    procs = list(_RUNNING.values())
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + 10
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _reap(p)
+
+
+atexit.register(stop_all)
+
+
+def _port_taken(log: str) -> bool:
+    return "Address already in use" in log or "EADDRINUSE" in log
 
 
 def free_port() -> int:
@@ -72,9 +121,25 @@ class RedisServer:
             "--protected-mode",
             "no",
         ]
-        log = open(self.root / "redis.log", "ab")  # noqa: SIM115 - the server keeps it
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
-        wait_for(self.ping, 10, "redis-server to answer")
+        for _ in range(5):  # a free port can be taken by another process (an xdist worker) before we bind it
+            with open(self.root / "redis.log", "ab") as log:
+                args[2] = str(self.port)
+                self.proc = _started(subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True))
+            wait_for(lambda: self.proc.poll() is not None or self.ping(), 10, "redis-server to answer")
+            if self.proc.poll() is None and self._ours():
+                return
+            _reap(self.proc)
+            self.proc = None
+            self.port = free_port()
+        raise AssertionError(f"redis-server did not start: {(self.root / 'redis.log').read_text()[-2000:]}")
+
+    def _ours(self) -> bool:
+        """The server answering on the port is the one we started (not another test session's)."""
+        try:
+            info = self.client().info("server")
+        except Exception:
+            return False
+        return int(info.get("process_id", -1)) == self.proc.pid
 
     def ping(self) -> bool:
         try:
@@ -88,6 +153,8 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(10)
+        if self.proc is not None:
+            _RUNNING.pop(self.proc.pid, None)
         self.proc = None
 
     def client(self):
@@ -101,9 +168,9 @@ class Worker:
 
     def __init__(self, name: str, db_url: str, data_dir: Path, broker: str, env: dict[str, str], concurrency: int = 1):
         self.name = name
-        self.health_port = free_port()
         self.log_path = data_dir / f"worker-{name}.log"
-        cmd = [
+        self._env = {**os.environ, **env}
+        self._args = [
             sys.executable,
             "-m",
             "medrisk.cli",
@@ -116,15 +183,24 @@ class Worker:
             broker,
             "--concurrency",
             str(concurrency),
-            "--health-port",
-            str(self.health_port),
             "--log-level",
             "info",
         ]
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
-        )
+        self._start()
+
+    def _start(self) -> None:
+        self.health_port = free_port()
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            cmd = [*self._args, "--health-port", str(self.health_port)]
+            self.proc = _started(
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env, start_new_session=True)
+            )
+
+    @property
+    def node(self) -> str:
+        """The Celery node name this worker announces in its heartbeat (``celery_backend.worker_name``)."""
+        return f"medrisk-{self.proc.pid}@{socket.gethostname()}"
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -137,7 +213,12 @@ class Worker:
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"worker {self.name} exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            mine = self.log()[self._offset :]
+            if _port_taken(mine):  # its health port was taken in the meantime: start again on another
+                _RUNNING.pop(self.proc.pid, None)
+                self._start()
+                return False
+            raise AssertionError(f"worker {self.name} exited {self.proc.returncode}:\n{mine[-3000:]}")
         return self.get("/readyz")[0] == 200
 
     def wait_ready(self, timeout: float = 60) -> Worker:
@@ -178,12 +259,9 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.kill(signal.SIGKILL)
             self.proc.wait(10)
-        try:  # the pool children of a killed worker
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._log.close()
-        return self.proc.returncode
+        code = self.proc.returncode
+        _reap(self.proc)  # the pool children of a killed worker
+        return code
 
 
 def json_of(body: bytes) -> dict:

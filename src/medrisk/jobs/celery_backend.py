@@ -52,6 +52,9 @@ WORKERS_KEY = "medrisk:workers"  # sorted set: worker name -> time of its last h
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TTL = 10.0  # a worker silent for longer counts as gone
 ATTEMPTS_TTL = 7 * 24 * 3600
+ATTEMPTS_KEY = "medrisk:job:{}:attempts"
+OUTCOME_KEY = "medrisk:job:{}:outcome"  # done | parked, when the job has finished (for ``join``)
+OUTCOME_TTL = 24 * 3600
 
 
 @dataclass
@@ -117,7 +120,12 @@ def make_app(cfg: CeleryConfig) -> Celery:
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
         worker_enable_remote_control=True,
-        task_track_started=True,
+        # No result backend traffic per job: a STARTED and a SUCCESS record cost four Redis round trips,
+        # and a STARTED write that fails (Redis restarting) failed the task before its body ran, and the
+        # message was then acknowledged: the job was lost. Outcomes are one key per job (``OUTCOME_KEY``).
+        task_track_started=False,
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
         broker_channel_error_retry=True,
     )
     app.task(name=TASK, bind=True, max_retries=None, acks_late=True)(_run_task)
@@ -148,7 +156,11 @@ def _run_task(task: Any, name: str, payload: dict[str, Payload], meta: dict[str,
     if spec is None:  # a worker of another version: put it back for one that knows the job
         log.error("job %s %s is not registered in this worker", name, job_id)
         raise Reject(f"unknown job {name}", requeue=False)
-    attempt = q.count_attempt(job_id)
+    try:
+        attempt = q.count_attempt(job_id)
+    except Exception as exc:  # Redis restarting: put the message back (or leave it unacknowledged), never drop it
+        log.warning("job %s %s: cannot count its attempt (%s); requeued", name, job_id, exc)
+        raise Reject(f"broker unavailable: {exc}", requeue=True) from exc
     res = run_attempt(spec, payload, job_id, attempt, q.parking, meta.get("enqueued_at"), meta.get("request_id"))
     if res.outcome == "retry":
         try:
@@ -162,6 +174,10 @@ def _run_task(task: Any, name: str, payload: dict[str, Payload], meta: dict[str,
                 raise
             log.error("job %s %s: could not schedule its retry (%s); requeued", name, job_id, exc)
             raise Reject(str(exc), requeue=True) from exc
+    try:
+        q.redis.set(OUTCOME_KEY.format(job_id), res.outcome, ex=OUTCOME_TTL)
+    except Exception as exc:  # the job itself is finished; only ``join`` on the web side misses it
+        log.warning("job %s %s: outcome not recorded (%s)", name, job_id, exc)
     return res.outcome
 
 
@@ -224,12 +240,23 @@ class CeleryQueue(Registry):
         self._problem, self._checked_at = problem, now
         return problem
 
-    def count_attempt(self, job_id: str) -> int:
-        key = f"medrisk:job:{job_id}:attempts"
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, ATTEMPTS_TTL)
-        return int(pipe.execute()[0])
+    def count_attempt(self, job_id: str, patience: float = 5.0) -> int:
+        """This delivery's attempt number (counted in Redis; retried for ``patience`` s while Redis restarts)."""
+        import redis as redis_lib
+
+        key = ATTEMPTS_KEY.format(job_id)
+        deadline, delay = time.monotonic() + patience, 0.1
+        while True:
+            try:
+                pipe = self.redis.pipeline()
+                pipe.incr(key)
+                pipe.expire(key, ATTEMPTS_TTL)
+                return int(pipe.execute()[0])
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     # --- JobQueue ---
 
@@ -291,16 +318,13 @@ class CeleryQueue(Registry):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the jobs this process sent (and its in-process fallback) to finish."""
-        from celery.result import AsyncResult
-
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._local is not None and not self._local.join(timeout):
             return False
         pending = list(self._sent)
         while pending:
-            pending = [
-                j for j in pending if AsyncResult(j, app=self.app).state not in ("SUCCESS", "FAILURE", "REVOKED")
-            ]
+            outcomes = self.redis.mget([OUTCOME_KEY.format(j) for j in pending])
+            pending = [j for j, o in zip(pending, outcomes) if o is None]
             if not pending:
                 break
             if deadline is not None and time.monotonic() > deadline:

@@ -62,6 +62,20 @@ class _State:
     name = ""
 
 
+# The main process forks the pool processes (at start, after a child died, after --max-tasks-per-child)
+# while its own threads run. SQLite (and SQLAlchemy's module locks) are not fork-safe: a fork while the
+# readiness check holds SQLite's global mutex leaves the child with that mutex locked for ever, and its
+# first database connection blocks (seen: a worker "ready" whose pool process never started a job).
+# The readiness check therefore uses the database only under this lock, and every fork waits for it.
+_FORK_LOCK = threading.Lock()
+
+
+def _fork_safe() -> None:
+    os.register_at_fork(
+        before=_FORK_LOCK.acquire, after_in_parent=_FORK_LOCK.release, after_in_child=_FORK_LOCK.release
+    )
+
+
 def _heartbeat(queue: Any, stop: threading.Event) -> None:
     from medrisk.jobs.celery_backend import HEARTBEAT_SECONDS, WORKERS_KEY
 
@@ -197,16 +211,18 @@ def run(
 
             from medrisk.store.db import Database
 
-            db = Database(url)
-            try:
-                with db.engine.connect() as c:
-                    c.execute(text("SELECT 1"))
-            finally:
-                db.dispose()
+            with _FORK_LOCK:  # no fork of a pool process while SQLite's locks are held here
+                db = Database(url)
+                try:
+                    with db.engine.connect() as c:
+                        c.execute(text("SELECT 1"))
+                finally:
+                    db.dispose()
         except Exception as exc:
             problems.append(f"database unreachable: {type(exc).__name__}")
         return problems
 
+    _fork_safe()
     stop = threading.Event()
     threading.Thread(target=_heartbeat, args=(main_queue, stop), name="medrisk-heartbeat", daemon=True).start()
     srv = _health_server(health_port, health_host, checks) if health_port is not None else None
