@@ -11,6 +11,7 @@ else together). Violations reach the closed loop after the commit, one loop even
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 import statistics
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from medrisk.crypto import CryptoError, load_public_key_pem, sm3_hex
@@ -150,6 +151,56 @@ def _insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: li
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     db.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+_EVENT_COLUMNS = (
+    "org_id",
+    "seq",
+    "event_id",
+    "type",
+    "at",
+    "received_at",
+    "prescription_id",
+    "consultation_id",
+    "payload",
+    "digest",
+    "batch_id",
+    "batch_index",
+    "prev_hash",
+    "hash",
+)
+
+
+def _insert_events(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Append a batch's ledger rows. On PostgreSQL with ``COPY`` in the batch's transaction: the
+    ``executemany`` of 500 rows cost about three times as much (one INSERT per row in a pipeline)."""
+    if db.get_bind().dialect.name != "postgresql":
+        db.execute(insert(TrailEvent.__table__), rows)
+        return
+    _copy(db, "trail_events", _EVENT_COLUMNS, [tuple(_pg_value(r[c]) for c in _EVENT_COLUMNS) for r in rows])
+
+
+def _json(x: Any) -> str:
+    return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+
+
+def _pg_value(v: Any) -> Any:
+    """A value as COPY wants it: JSON as text, datetimes as naive UTC (how UTCDateTime stores them)."""
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(v, (dict, list)):
+        return _json(v)
+    return v
+
+
+def _copy(db: Session, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """``COPY table (cols) FROM STDIN`` on the session's connection, inside its transaction."""
+    if not rows:
+        return
+    raw = db.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
 
 
 def _epoch(dt: datetime) -> float:
@@ -334,15 +385,7 @@ class TrailService:
             select(TrailHead.seq, TrailHead.last_hash).where(TrailHead.org_id == org).with_for_update()
         ).one()
         ids = [c.raw["event_id"] for c in checked]
-        existing = dict(
-            db.execute(
-                select(TrailEvent.event_id, TrailEvent.digest).where(
-                    TrailEvent.org_id == org, TrailEvent.event_id.in_(ids)
-                )
-            )
-            .tuples()
-            .all()
-        )
+        existing = self._existing(db, org, ids)
         items: list[Item] = []
         fresh: list[int] = []
         seen_here: dict[str, str] = {}
@@ -430,7 +473,7 @@ class TrailService:
             if n.actor_ref and n.type.startswith("staff.") and ("staff", n.actor_ref) not in loaded:
                 opened.setdefault(("staff", n.actor_ref), n.at)
         if rows:
-            db.execute(insert(TrailEvent.__table__), rows)
+            _insert_events(db, rows)
         self._save_states(db, org, checker, case_ids, opened, received)
         self._save_identities(db, org, pseudo)
         loop_event_id = f"trail:{org}:batch:{batch.id}" if hits and src.filing_id else None
@@ -455,6 +498,22 @@ class TrailService:
             items=items,
             loop_event_id=loop_event_id,
         )
+
+    def _existing(self, db: Session, org: int, ids: list[str]) -> dict[str, str]:
+        """Digest of each of ``ids`` already in the institution's ledger (the duplicate check).
+
+        On PostgreSQL as a row-value lookup on the unique (org_id, event_id) index: the plain
+        ``event_id IN (…500 parameters)`` got a generic plan that scans the institution's rows by
+        another index while the table's statistics lag behind its growth (~100 ms a batch at 20,000
+        events, growing with the ledger)."""
+        if db.get_bind().dialect.name == "postgresql":
+            q = text(
+                "SELECT event_id, digest FROM trail_events "
+                "WHERE (org_id, event_id) IN (SELECT :org, unnest(CAST(:ids AS varchar[])))"
+            )
+            return {eid: d for eid, d in db.execute(q, {"org": org, "ids": ids})}
+        q = select(TrailEvent.event_id, TrailEvent.digest).where(TrailEvent.org_id == org, TrailEvent.event_id.in_(ids))
+        return {eid: d for eid, d in db.execute(q)}
 
     def _load_states(
         self, db: Session, org: int, norms: list[Norm]
@@ -513,6 +572,24 @@ class TrailService:
                         "updated_at": now,
                     }
                 )
+        if db.get_bind().dialect.name == "postgresql":  # COPY and one UPDATE … FROM unnest: no per-row round trips
+            cols = ("org_id", "kind", "key", "state", "opened_at", "window_done", "updated_at")
+            _copy(db, "trail_cases", cols, [tuple(_pg_value(r[c]) for c in cols) for r in new_rows])
+            if updates:
+                db.execute(
+                    text(
+                        "UPDATE trail_cases AS c SET state = CAST(v.state AS json), updated_at = :now "
+                        "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id, "
+                        "unnest(CAST(:states AS text[])) AS state) AS v "
+                        "WHERE c.id = v.id"
+                    ),
+                    {
+                        "now": _pg_value(now),
+                        "ids": [u["b_id"] for u in updates],
+                        "states": [_json(u["b_state"]) for u in updates],
+                    },
+                )
+            return
         if new_rows:
             db.execute(insert(TrailCase.__table__), new_rows)
         if updates:
@@ -611,7 +688,6 @@ class TrailService:
 
         Stops at the first invalid line (``line N: field: problem``, field ``line.N.field``); the lines
         before it are in the ledger, and re-running the fixed file is safe (those count as duplicates)."""
-        import json
 
         from medrisk.crypto import verify_file
 
