@@ -288,3 +288,17 @@ def test_problems_in_two_places_first_is_named_first(led, capsys):
         kinds = [(p.seq, p.kind) for p in _service(led).problems]
         assert (100, "removed") in kinds
     assert _service(led).ok
+
+
+def test_chain_hash_with_payload_is_the_chain_hash():
+    """The ingestion path hashes the payload's JSON once; verify hashes the whole content: same bytes."""
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    payload = {"actor": {"ref": "s_1", "role": "doctor"}, "data": {"药": "二甲双胍", "n": [1, None, True]}}
+    args = (7, "e-1", "prescription.created", at, at, "RX-1", "C-1")
+    full = ledger.content(*args, payload, "ab" * 32, 3, 4)
+    marked = ledger.content(*args, ledger.PAYLOAD_MARK, "ab" * 32, 3, 4)
+    assert ledger.chain_hash_with_payload(ledger.GENESIS, marked, ledger.canonical_str(payload)) == ledger.chain_hash(
+        ledger.GENESIS, full
+    )

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -38,8 +39,27 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@lru_cache(maxsize=4096)  # a batch's received_at, and the events of one flow, repeat
 def ts(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# chain_hash_with_payload: the content is hashed with a marker for its payload, replaced by the
+# payload's canonical JSON (computed once, and also what PostgreSQL stores). No other field of the
+# content can hold a NUL character (ids are printable ASCII), so the marker is unambiguous.
+PAYLOAD_MARK = "\x00payload\x00"
+_MARK_JSON = json.dumps(PAYLOAD_MARK)
+
+
+def canonical_str(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash_with_payload(prev_hash: str, c: dict[str, Any], payload_json: str) -> str:
+    """``chain_hash(prev_hash, c)`` where ``c["payload"]`` is PAYLOAD_MARK and ``payload_json`` is
+    ``canonical_str(payload)``: the same bytes, without encoding the payload twice."""
+    text = canonical_str(c).replace(_MARK_JSON, payload_json, 1)
+    return sm3_hex(bytes.fromhex(prev_hash) + text.encode("utf-8"))
 
 
 def event_digest(raw: dict[str, Any]) -> str:

@@ -175,9 +175,32 @@ def _insert_events(db: Session, rows: list[dict[str, Any]]) -> None:
     """Append a batch's ledger rows. On PostgreSQL with ``COPY`` in the batch's transaction: the
     ``executemany`` of 500 rows cost about three times as much (one INSERT per row in a pipeline)."""
     if db.get_bind().dialect.name != "postgresql":
-        db.execute(insert(TrailEvent.__table__), rows)
+        db.execute(insert(TrailEvent.__table__), [{k: v for k, v in r.items() if k != "payload_json"} for r in rows])
         return
-    _copy(db, "trail_events", _EVENT_COLUMNS, [tuple(_pg_value(r[c]) for c in _EVENT_COLUMNS) for r in rows])
+    _copy(
+        db,
+        "trail_events",
+        _EVENT_COLUMNS,
+        [
+            (
+                r["org_id"],
+                r["seq"],
+                r["event_id"],
+                r["type"],
+                r["at"].astimezone(UTC).replace(tzinfo=None),  # naive UTC, as UTCDateTime stores it
+                r["received_at"].astimezone(UTC).replace(tzinfo=None),
+                r["prescription_id"],
+                r["consultation_id"],
+                r.get("payload_json") or _json(r["payload"]),
+                r["digest"],
+                r["batch_id"],
+                r["batch_index"],
+                r["prev_hash"],
+                r["hash"],
+            )
+            for r in rows
+        ],
+    )
 
 
 def _json(x: Any) -> str:
@@ -442,12 +465,13 @@ class TrailService:
                 received,
                 n.prescription_id,
                 n.consultation_id,
-                payload,
+                ledger.PAYLOAD_MARK,
                 digests[i],
                 batch.id,
                 i,
             )
-            h = ledger.chain_hash(prev, c)
+            payload_json = ledger.canonical_str(payload)
+            h = ledger.chain_hash_with_payload(prev, c, payload_json)
             rows.append(
                 {
                     "org_id": org,
@@ -459,6 +483,7 @@ class TrailService:
                     "prescription_id": n.prescription_id,
                     "consultation_id": n.consultation_id,
                     "payload": payload,
+                    "payload_json": payload_json,  # COPY on PostgreSQL; dropped for SQLite
                     "digest": digests[i],
                     "batch_id": batch.id,
                     "batch_index": i,
@@ -529,12 +554,21 @@ class TrailService:
         states: dict[tuple[str, str], dict[str, Any]] = {}
         ids: dict[tuple[str, str], int] = {}
 
+        pg = db.get_bind().dialect.name == "postgresql"
+
         def load(kind: str, keys: set[str]) -> None:
             if not keys:
                 return
-            q = select(TrailCase.id, TrailCase.key, TrailCase.state).where(
-                TrailCase.org_id == org, TrailCase.kind == kind, TrailCase.key.in_(sorted(keys))
-            )
+            if pg:  # one statement text whatever the number of keys, on the unique index (see _existing)
+                q: Any = text(
+                    "SELECT id, key, state FROM trail_cases WHERE (org_id, kind, key) IN "
+                    "(SELECT :org, CAST(:kind AS varchar), unnest(CAST(:keys AS varchar[])))"
+                ).bindparams(org=org, kind=kind, keys=sorted(keys))
+                q = q.columns(TrailCase.id, TrailCase.key, TrailCase.state)
+            else:
+                q = select(TrailCase.id, TrailCase.key, TrailCase.state).where(
+                    TrailCase.org_id == org, TrailCase.kind == kind, TrailCase.key.in_(sorted(keys))
+                )
             for cid, key, state in db.execute(q):
                 states[(kind, key)] = dict(state)
                 ids[(kind, key)] = cid
