@@ -11,16 +11,16 @@ no HTTP): schema validation of every event, SM3 digest of every event, SM2 verif
 the sender's batch signature, duplicate check, pseudonymisation (HMAC-SM3, SM4-GCM of new
 identities), the streaming rule checks against the stored case states, SM3 chaining, the
 inserts of events, case states, identities and violations, the platform's SM2-signed receipt,
-and the commit. The sender's side (generating flows, signing batches) runs between batches,
-outside the timed section. The stream is the generator's (trails/generator.py): ten-event
-prescription flows over several institutions, 5 % of flows with an injected violation.
+and the commit. The senders' side (generating flows, signing batches) runs in a child process
+(as other machines would), outside the timed section. The stream is the generator's
+(trails/generator.py): ten-event prescription flows over several institutions, 5 % of flows with an injected violation.
 
 The floor ("peer") is the cheapest way to put the same rows into the same database: the
 ledger's own rows, read back afterwards, inserted into a copy of the table by the driver's
 ``executemany`` (psycopg 3 / sqlite3) in batches of 500 with a commit each — no checks, no
 hashing, no signatures. ``ratio`` = floor rate / MedRisk rate.
 
-Memory: RSS of this process (the benchmark, generator included) sampled every ``--sample``
+Memory: RSS of the service's process (the senders' child excluded) sampled every ``--sample``
 events; the 10-million projection extrapolates the slope of RSS over the second half of the
 run. PostgreSQL runs with its default durability (fsync on) unless ``--pg-fast``.
 """
@@ -240,13 +240,37 @@ def stream(total: int, insts: int, seed: int) -> Iterator[tuple[int, list[dict[s
             yield i, b
 
 
+def _sender(q: Any, keys: list[bytes], total: int, seed: int) -> None:
+    """The institutions' side, in a child process: generate, sign, hand over (blocks when 8 ahead)."""
+    from medrisk.crypto import load_private_key_pem
+    from medrisk.trails import ledger
+
+    signers = [load_private_key_pem(k) for k in keys]
+    for i, batch in stream(total, len(signers), seed):
+        q.put((i, batch, ledger.sign_batch(signers[i], batch)))
+    q.put(None)
+
+
+def signed_batches(who: list[tuple[int, Any, str]], total: int, seed: int) -> Iterator[tuple[int, list, str]]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue(maxsize=8)
+    p = ctx.Process(target=_sender, args=(q, [k.to_pem() for _, k, _ in who], total, seed), daemon=True)
+    p.start()
+    try:
+        while (item := q.get()) is not None:
+            yield item
+    finally:
+        p.join(timeout=10)
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def run_medrisk(ctx: Any, total: int, sample: int, seed: int, pg: PgServer | None) -> dict[str, Any]:
-    from medrisk.trails import ledger
     from medrisk.trails.service import service_for
 
     svc = service_for(ctx)
@@ -260,9 +284,8 @@ def run_medrisk(ctx: Any, total: int, sample: int, seed: int, pg: PgServer | Non
     cpu0 = time.process_time()
     pg_cpu0 = pg.cpu_seconds() if pg else 0.0
     own_cpu = 0.0
-    for i, batch in stream(total, INSTITUTIONS, seed):
-        org, key, kid = who[i]
-        sig = ledger.sign_batch(key, batch)  # the sender's side, not timed
+    for i, batch, sig in signed_batches(who, total, seed):  # the senders run in a child process
+        org, _key, kid = who[i]
         t0, c0 = time.perf_counter(), time.process_time()
         r = svc.ingest_for(org, kid, sig, batch, now=datetime.now(UTC))
         dt = time.perf_counter() - t0
@@ -433,7 +456,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     print(head)
     rows = [
         ("MedRisk events/s (timed work)", lambda r: f"{r['rate']:,}"),
-        ("MedRisk events/s (wall, sender included)", lambda r: f"{r['rate_wall']:,}"),
+        ("MedRisk events/s (wall clock)", lambda r: f"{r['rate_wall']:,}"),
         ("MedRisk p50 / p99 / max per 500-batch, ms", lambda r: f"{r['p50_ms']} / {r['p99_ms']} / {r['max_ms']}"),
         (
             "CPU ms per 1,000 events: service / server",
