@@ -22,7 +22,7 @@ from medrisk.rules import celexpr as cel
 from medrisk.rules.model import Evidence, Finding, Rule
 
 MAX_EVIDENCE = 50  # per finding; the count is kept in the report
-PLAN_FORMAT = 1  # bump when Plan or its derivation changes (part of the rule cache key)
+PLAN_FORMAT = 2  # bump when Plan or its derivation changes (part of the rule cache key)
 
 _ERRORS = (KeyError, TypeError, RuntimeError, ValueError)  # what a CEL evaluation raises
 
@@ -41,6 +41,7 @@ class Plan:
     each_expr: str | None = None  # `each` as a CEL expression otherwise
     item_only: bool = False  # the condition reads `item` and nothing else
     narrowed: dict[str, list[str]] = field(default_factory=dict)  # variable -> the APIs of its calls
+    rest: str | None = None  # `main` without the conjuncts `api_filter` already decided ("true" if none remain)
 
     def to_data(self) -> list[Any]:
         return [
@@ -54,6 +55,7 @@ class Plan:
             self.each_expr,
             self.item_only,
             self.narrowed,
+            self.rest,
         ]
 
     @classmethod
@@ -219,14 +221,15 @@ def api_prefilter(rule: Rule) -> Any | None:
     return cel.compile(text) if text else None
 
 
+def _api_only(conjuncts: list[str]) -> list[str]:
+    """The conjuncts that read ``item.api`` and nothing else."""
+    return [c for c in conjuncts if set(_ITEM_FIELD.findall(c)) == {"api"} and not _ROOT.search(strip_strings(c))]
+
+
 def _api_prefilter_text(rule: Rule) -> str | None:
     if (rule.each or "").strip() != "code.calls":
         return None
-    only_api = [
-        c
-        for c in _conjuncts(rule.condition)
-        if set(_ITEM_FIELD.findall(c)) == {"api"} and not _ROOT.search(strip_strings(c))
-    ]
+    only_api = _api_only(_conjuncts(rule.condition))
     return " && ".join(f"({c})" for c in only_api) if only_api else None
 
 
@@ -244,17 +247,26 @@ def plan_rule(rule: Rule) -> Plan:
     item_only = bool(each) and not _ROOT.search(strip_strings(condition))
     narrowed: dict[str, list[str]] = {}
     apis = api_set(condition, "item") if each == "code.calls" else None
+    api_filter = _api_prefilter_text(rule)
+    rest = None
+    if api_filter is not None:
+        # for an item whose API passed `api_filter` (true, not an error) the condition equals its
+        # other conjuncts: `true && X` is X in CEL, errors included
+        only_api = {_unwrap(c) for c in _api_only(_conjuncts(rule.condition))}
+        others = [c for c in _conjuncts(condition) if _unwrap(c) not in only_api]
+        rest = narrow_calls(" && ".join(f"({c})" for c in others), narrowed) if others else "true"
     return Plan(
         main=narrow_calls(condition, narrowed),
         guard=narrow_calls(guard, narrowed) if guard else None,
         evidence=narrow_calls(rule.evidence, narrowed) if rule.evidence else None,
         refs=_paths(rule.condition),
-        api_filter=_api_prefilter_text(rule),
+        api_filter=api_filter,
         api_set=sorted(apis) if apis is not None else None,
         each_path=each if each and _SIMPLE_PATH.match(each) else None,
         each_expr=narrow_calls(each, narrowed) if each and not _SIMPLE_PATH.match(each) else None,
         item_only=item_only,
         narrowed=narrowed,
+        rest=rest,
     )
 
 
@@ -331,7 +343,8 @@ class Engine:
         self.rules = rules
         self._plans: dict[str, Plan] = {}
         self._programs: dict[str, Any] = {}  # expression -> compiled program (compiled on first use)
-        self._api_ok: dict[str, dict[str, bool]] = {}  # memo across scans: rule id -> api -> passes
+        self._api_ok: dict[str, dict[str, bool | None]] = {}  # memo across scans: rule id -> api -> passes
+        # (None: the filter raised an error, so the full condition decides and reports it)
         self._narrowed_sets: dict[str, frozenset[str]] = {}
         self._api_sets: dict[str, frozenset[str]] = {}
         raw = False
@@ -366,27 +379,31 @@ class Engine:
                 out.findings.append(Finding(rule=rule, evidence=ev))
         return out
 
-    def _candidates(self, rule: Rule, plan: Plan, scan: _Scan, items: list[Any]) -> Any:
-        """The indices of the `each: code.calls` items that can match (the others are false)."""
+    def _candidates(self, rule: Rule, plan: Plan, scan: _Scan, items: list[Any]) -> tuple[Any, set[int]]:
+        """The indices of the `each: code.calls` items that can match (the others are false), and
+        those of them whose API filter raised an error (the full condition decides those)."""
         apis = self._api_sets.get(rule.id)
         indices: Any = scan.call_indices(apis) if apis is not None and items is scan.calls else range(len(items))
         if plan.api_filter is None:
-            return indices
+            return indices, set()
         memo = self._api_ok.setdefault(rule.id, {})
-        out = []
+        out, undecided = [], set()
         for i in indices:
             item = items[i]
             api = item.get("api", "") if isinstance(item, dict) else ""
-            ok = memo.get(api)
-            if ok is None:
+            if api in memo:
+                ok = memo[api]
+            else:
                 try:
                     ok = self._program(plan.api_filter).execute({"item": {"api": api}}) is True
                 except _ERRORS:
-                    ok = True  # let the full condition decide (and report the error)
+                    ok = None  # let the full condition decide (and report the error)
                 memo[api] = ok
-            if ok:
+            if ok is not False:
                 out.append(i)
-        return out
+                if ok is None:
+                    undecided.add(i)
+        return out, undecided
 
     def _run(self, rule: Rule, scan: _Scan) -> list[Evidence] | None:
         plan = self._plans[rule.id]
@@ -398,10 +415,13 @@ class Engine:
                     passed = scan.guards[plan.guard] = self._program(plan.guard).execute(ctx) is True
                 if not passed:
                     return None
+            filtered = False  # the candidates' APIs passed `plan.api_filter`, so `plan.rest` decides
+            undecided: set[int] = set()
             if plan.each_path is not None:
                 items = _lookup(doc, plan.each_path) or []
                 if plan.each_path == "code.calls" and items is scan.calls:
-                    indices = self._candidates(rule, plan, scan, items)
+                    indices, undecided = self._candidates(rule, plan, scan, items)
+                    filtered = plan.api_filter is not None and plan.rest is not None
                 else:
                     indices = range(len(items))
             else:
@@ -409,16 +429,21 @@ class Engine:
                 indices = range(len(items))
             if not len(indices):
                 return None
-            main = self._program(plan.main)
+            full = self._program(plan.main)
+            main = self._program(plan.rest) if filtered else full  # type: ignore[arg-type]
+            always = filtered and plan.rest == "true"
             matched = []
             try:
                 for i in indices:
                     item = items[i]
-                    if plan.item_only:
-                        ok = main.execute({"item": item})
+                    prog = full if i in undecided else main
+                    if always and prog is main:
+                        ok = True
+                    elif plan.item_only:
+                        ok = prog.execute({"item": item})
                     else:
                         scan.current = item
-                        ok = main.execute(ctx)
+                        ok = prog.execute(ctx)
                     if ok is True:
                         matched.append(item)
             finally:
