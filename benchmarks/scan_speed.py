@@ -103,6 +103,16 @@ def prepare() -> None:
     os.environ.pop("MEDRISK_NO_CACHE", None)
 
 
+def p95(xs: list[float]) -> float:
+    """95th percentile (nearest rank)."""
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, max(0, -(-95 * len(ys) // 100) - 1))]
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def batch(paths: list[str], jobs: int) -> float:
     from medrisk.scan import ScanOptions, scan_paths
 
@@ -130,7 +140,7 @@ def main() -> None:
     prepare()
     import medrisk
 
-    print(f"medrisk measured from {Path(medrisk.__file__).parent}")
+    print(f"medrisk measured from {Path(medrisk.__file__).parent}; start {load()}")
     median_apk = sorted(files, key=os.path.getsize)[len(files) // 2]
     cold = measure("medrisk", median_apk)  # fills the cache
     warm = [measure("medrisk", median_apk)["process"] for _ in range(3)]
@@ -158,45 +168,47 @@ def main() -> None:
             + f"   {r_floor:>15.2f}  {r_ag:>12.1f}"
         )
 
-    def col(tool: str, key: str) -> list[float]:
-        return [r[tool][key] for _, r in rows if key in r.get(tool, {})]
+    def col(tool: str, key: str, subset: list | None = None) -> list[float]:
+        return [r[tool][key] for _, r in (subset or rows) if key in r.get(tool, {})]
+
+    def dist(xs: list[float], fmt: str = ".3f") -> str:
+        return f"median {statistics.median(xs):{fmt}}, p95 {p95(xs):{fmt}}, max {max(xs):{fmt}}"
 
     print()
     for t in tools:
         s, pr, m = col(t, "seconds"), col(t, "process"), col(t, "rss_mb")
         if s:
-            print(
-                f"{t:<11} median process {statistics.median(pr):.3f} s (max {max(pr):.3f}); median work "
-                f"{statistics.median(s):.3f} s (max {max(s):.3f}); median RSS {statistics.median(m):.0f} MB "
-                f"(max {max(m):.0f}) (n={len(s)})"
-            )
-    both = [r for _, r in rows if "process" in r["medrisk"] and "process" in r["floor"]]
-    print(
-        f"medrisk / floor, whole process: median ratio "
-        f"{statistics.median(r['medrisk']['process'] / r['floor']['process'] for r in both):.2f}x, "
-        f"max {max(r['medrisk']['process'] / r['floor']['process'] for r in both):.2f}x"
-    )
-    print(
-        f"medrisk / floor, work only:     median ratio "
-        f"{statistics.median(r['medrisk']['seconds'] / max(r['floor']['seconds'], 1e-3) for r in both):.1f}x "
-        "(the floor's work is a few ms, so this mostly measures rule evaluation)"
-    )
-    ag = [r for _, r in rows if "process" in r.get("androguard", {}) and "process" in r["medrisk"]]
-    if ag:
-        ag_proc = sum(r["androguard"]["process"] for r in ag)
-        med_proc = sum(r["medrisk"]["process"] for r in ag)
-        proc_ratio = statistics.median(r["androguard"]["process"] / r["medrisk"]["process"] for r in ag)
-        work_ratio = statistics.median(r["androguard"]["seconds"] / r["medrisk"]["seconds"] for r in ag)
+            print(f"{t:<11} process s: {dist(pr)}; work s: {dist(s)}; peak RSS MB: {dist(m, '.0f')} (n={len(s)})")
+    large = [(f, r) for f, r in rows if os.path.getsize(f) >= 1e6]
+    for label, subset in (("all APKs", rows), (f"{len(large)} APKs >= 1 MB", large)):
+        both = [r for _, r in subset if "process" in r["medrisk"] and "process" in r["floor"]]
+        if not both:
+            continue
+        proc = [r["medrisk"]["process"] / r["floor"]["process"] for r in both]
+        work_r = [r["medrisk"]["seconds"] / max(r["floor"]["seconds"], 1e-3) for r in both]
         print(
-            f"androguard AnalyzeAPK / medrisk, whole process: median {proc_ratio:.1f}x, "
-            f"sum {ag_proc:.1f} s / {med_proc:.1f} s; work only: median {work_ratio:.1f}x"
+            f"medrisk / floor ({label}), whole process: {dist(proc, '.2f')}; sum "
+            f"{sum(r['medrisk']['process'] for r in both):.1f} s / {sum(r['floor']['process'] for r in both):.1f} s; "
+            f"work only (floor >= 1 ms): median {statistics.median(work_r):.1f}x"
         )
+        ag = [r for _, r in subset if "process" in r.get("androguard", {}) and "process" in r["medrisk"]]
+        if ag:
+            proc = [r["androguard"]["process"] / r["medrisk"]["process"] for r in ag]
+            work_r = [r["androguard"]["seconds"] / r["medrisk"]["seconds"] for r in ag]
+            print(
+                f"androguard AnalyzeAPK / medrisk ({label}), whole process: median {statistics.median(proc):.1f}x "
+                f"(min {min(proc):.1f}x), sum {sum(r['androguard']['process'] for r in ag):.1f} s / "
+                f"{sum(r['medrisk']['process'] for r in ag):.1f} s; work only: median {statistics.median(work_r):.1f}x "
+                f"(min {min(work_r):.1f}x), sum {sum(r['androguard']['seconds'] for r in ag):.1f} s / "
+                f"{sum(r['medrisk']['seconds'] for r in ag):.1f} s"
+            )
     t1 = batch(files, 1)
     t2 = batch(files, 2)
     print(
         f"whole set ({len(files)} APKs): --jobs 1 {t1:.2f} s, --jobs 2 {t2:.2f} s, speed-up {t1 / t2:.2f}x "
         f"on {os.cpu_count()} CPUs"
     )
+    print(f"end {load()}")
 
 
 if __name__ == "__main__":
