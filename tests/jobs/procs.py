@@ -68,6 +68,16 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
+def _code_path() -> str:
+    """PYTHONPATH that makes a child run the same ``medrisk`` as this process (not another checkout's
+    editable install)."""
+    import medrisk
+
+    here = str(Path(medrisk.__file__).resolve().parent.parent)
+    rest = os.environ.get("PYTHONPATH")
+    return here if not rest else f"{here}{os.pathsep}{rest}"
+
+
 def _port_taken(log: str) -> bool:
     return "Address already in use" in log or "EADDRINUSE" in log
 
@@ -169,7 +179,7 @@ class Worker:
     def __init__(self, name: str, db_url: str, data_dir: Path, broker: str, env: dict[str, str], concurrency: int = 1):
         self.name = name
         self.log_path = data_dir / f"worker-{name}.log"
-        self._env = {**os.environ, **env}
+        self._env = {**os.environ, **env, "PYTHONPATH": _code_path()}
         self._args = [
             sys.executable,
             "-m",

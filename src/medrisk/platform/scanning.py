@@ -92,6 +92,21 @@ def _init_worker(memory_bytes: int) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
 
 
+def _init_pool_worker(memory_bytes: int, parent: int) -> None:
+    """A scanner process of ``ProcessScanRunner``: limits, and exit when the service is gone (killed
+    without closing its pool, the process would otherwise wait for work for ever)."""
+    _init_worker(memory_bytes)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="medrisk-parent-watch", daemon=True).start()
+
+
 def _worker_scan(
     path: str, name: str, app_type: str | None, timeout: float, policy: str | None = None
 ) -> dict[str, Any]:
@@ -115,8 +130,8 @@ class ProcessScanRunner:
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=get_context("spawn"),  # fork is unsafe in a multi-threaded server
-            initializer=_init_worker,
-            initargs=(self.limits.memory_bytes,),
+            initializer=_init_pool_worker,
+            initargs=(self.limits.memory_bytes, os.getpid()),
         )
 
     def run(self, path: Path, name: str, app_type: str | None, policy: Path | None = None) -> dict[str, Any]:
