@@ -19,7 +19,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -41,7 +41,8 @@ def canonical(obj: Any) -> bytes:
 
 @lru_cache(maxsize=4096)  # a batch's received_at, and the events of one flow, repeat
 def ts(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # in UTC whatever the time zone: equal instants are equal keys of the cache, and one string
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # chain_hash_with_payload: the content is hashed with a marker for its payload, replaced by the
