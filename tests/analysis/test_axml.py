@@ -570,3 +570,20 @@ def test_fuzz_random_bytes_with_valid_header(body: bytes) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+@pytest.mark.parametrize("utf8", [True, False])
+def test_pool_may_contain_agrees_with_decoded_strings(utf8: bool) -> None:
+    from medrisk.analysis.axml import StringPool
+
+    cases = [
+        (["app_name", "https://demo-123.FireBaseIO.com", "x"], True),
+        (["病历", "Fİrebase", "fire base"], False),  # U+0130 lowers to i + combining dot
+        (["FIREBASE"], True),
+        ([], False),
+    ]
+    for strings, expected in cases:
+        pool = StringPool(string_pool(strings, utf8), 0, 1 << 20)
+        decoded = any("firebase" in s.lower() for s in pool.strings())
+        assert decoded == expected
+        assert pool.may_contain("firebase") == expected  # never a miss (nor, here, a false alarm)

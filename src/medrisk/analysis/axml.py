@@ -263,6 +263,20 @@ class StringPool:
         except (IndexError, struct.error):
             return None
 
+    def may_contain(self, word: str) -> bool:
+        """False when no string of the pool can contain ``word`` (lower-case ASCII) once lowered.
+
+        Every string's bytes lie inside the pool, so a byte search (ASCII case folded) of the
+        whole pool finds any occurrence; only U+0130 lowers to an ASCII letter, followed by a
+        combining dot, so non-ASCII text cannot produce the word. A hit may be a false alarm
+        (UTF-16 alignment, a word spanning two strings): callers still check each string.
+        """
+        if self._base >= self._end:
+            return False
+        pattern = word.encode("ascii") if self._utf8 else word.encode("utf-16-le")
+        # a bytes pattern with IGNORECASE folds ASCII letters only, searched in place (no copy)
+        return re.compile(re.escape(pattern), re.IGNORECASE).search(self._data, self._base, self._end) is not None
+
     def strings(self) -> Iterator[str]:
         """All decodable strings, in pool order."""
         for i in range(self.count):
