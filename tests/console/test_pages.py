@@ -306,8 +306,6 @@ def test_app_page_channels_section_and_lookalike_evidence(console, hz):
 def test_regulator_dismisses_a_verdict_with_a_reason(console, hz):
     from medrisk.store.models import AuditEntry, ChannelVerdict
 
-    if not hasattr(console.ctx.channels, "dismiss"):
-        pytest.skip("ChannelService.dismiss is not there yet")
     ids = seed_channel_findings(console, "com.htbridge.pivaa", "排除测试市场")
     app = f"/console/apps/{ids['filing']}"
     page = hz.get(app).text
