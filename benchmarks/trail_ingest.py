@@ -331,22 +331,9 @@ def run_medrisk(ctx: Any, total: int, sample: int, seed: int, pg: PgServer | Non
     }
 
 
-COLS = [
-    "org_id",
-    "seq",
-    "event_id",
-    "type",
-    "at",
-    "received_at",
-    "prescription_id",
-    "consultation_id",
-    "payload",
-    "digest",
-    "batch_id",
-    "batch_index",
-    "prev_hash",
-    "hash",
-]
+from medrisk.trails.bulk import EVENT_COLUMNS  # noqa: E402
+
+COLS = list(EVENT_COLUMNS)  # the ledger's own column list: the floor inserts the same rows
 
 
 def run_floor_pg(pg: PgServer, n: int) -> dict[str, Any]:
