@@ -225,7 +225,6 @@ class Inventory:
             key=row.listing_key,
         )
         values: dict[str, Any] = {}
-        icon_hash: str | None = None  # from the APK's own launcher icon (the channels' icons are that icon too)
         # an APK already scanned under another listing (another channel, say) is not fetched again
         twin = None
         if row.apk_sha256:
@@ -249,7 +248,7 @@ class Inventory:
                 "scan_findings": twin.scan_findings,
                 "scan_error": twin.scan_error,
                 "scanned_at": twin.scanned_at,
-                "icon_hash": icon_hash or twin.icon_hash,
+                "icon_hash": twin.icon_hash,
                 "download_status": "done",
                 "download_error": None,
             }
@@ -276,14 +275,14 @@ class Inventory:
             values.update(scan_error=f"not a readable APK: {msg}"[:2000])
         else:
             values["signer_sha256"] = ident.signer_sha256  # the package's own word beats the channel's
-            icon_hash = icon_hash or icons.dhash(ident.icon)
+            # the APK's own launcher icon (the channels' icons are that icon too)
+            values["icon_hash"] = icons.dhash(ident.icon)
             if ident.package and ident.package != row.package:
                 values["scan_error"] = f"the APK's package is {ident.package}, the channel lists {row.package}"
                 values["package"] = ident.package[:255]
             if ident.version_name and ident.version_name != row.version_name:
                 values["version_name"] = ident.version_name[:128]
                 values["version_code"] = ident.version_code
-        values["icon_hash"] = icon_hash
         scanned = False
         if "scan_error" not in values or values.get("package"):
             result = self._scan(path, f"{row.package}-{row.version_name or row.version_code}.apk", cfg)
