@@ -6,38 +6,32 @@ already in the ledger, pseudonymise, judge every event against the state so far,
 chained rows, write back the changed case states and the violations, sign the receipt. Hot-path
 writes use SQLAlchemy Core ``executemany`` (500 ORM objects per batch cost more than everything
 else together). Violations reach the closed loop after the commit, one loop event per batch.
+
+Here: senders and tokens, ingestion, windowed sweeps. Elsewhere: permissions (``access``), bulk
+writes (``bulk``), JSON Lines back-fill (``backfill``), read views and verification (``views``).
 """
 
 from __future__ import annotations
 
 import base64
-import gc
-import json
 import logging
 import secrets
-import statistics
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from medrisk.crypto import CryptoError, load_public_key_pem, sm3_hex
 from medrisk.platform import audit
-from medrisk.platform.errors import Conflict, Forbidden, Invalid, NotFound
-from medrisk.platform.principal import SYSTEM, Principal
-from medrisk.platform.roles import INSTITUTION_KINDS, Perm, Role
-from medrisk.platform.scope import get_visible, org_visible, visible_orgs
+from medrisk.platform.errors import Conflict, Forbidden, Invalid
+from medrisk.platform.principal import Principal
+from medrisk.platform.scope import get_visible, visible_orgs
 from medrisk.platform.sessions import TOKEN_PREFIX, token_hash
 from medrisk.store.models import (
     ApiToken,
     Filing,
-    Organisation,
     TrailBatch,
     TrailCase,
     TrailEvent,
@@ -48,60 +42,34 @@ from medrisk.store.models import (
     utcnow,
 )
 from medrisk.trails import ledger
+from medrisk.trails.access import TRAILS_READ, TRAILS_WRITE, require_institution_admin, require_reader, require_sender
+from medrisk.trails.backfill import Backfill
+from medrisk.trails.bulk import (
+    batch_without_gc,
+    copy_rows,
+    epoch,
+    from_epoch,
+    insert_events,
+    insert_ignore,
+    pg_value,
+    to_json,
+)
 from medrisk.trails.checker import Checker, Hit, Norm, check_window, window_due
 from medrisk.trails.pseudo import Pseudonymiser, derive_key, minimise
 from medrisk.trails.rules import RuleSet, default_rules
 from medrisk.trails.schema import SchemaError, check_event
+from medrisk.trails.views import Views
 
 if TYPE_CHECKING:
     from medrisk.platform.context import Platform
 
 log = logging.getLogger(__name__)
 
-TRAILS_WRITE = "trails:write"  # send trail events (institution systems' API tokens)
-TRAILS_READ = "trails:read"  # read violations, receipts and indicators with an API token
 MAX_BATCH = 1000
 # identities known to be stored (skips their SM4 encryption and insert): ~180 bytes each, so
 # bounded (~18 MB); a miss only costs an INSERT … ON CONFLICT DO NOTHING of an identity row
 KNOWN_IDENTITIES = 100_000
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-
-
-# --- who may do what ----------------------------------------------------------------------------
-
-
-def require_sender(p: Principal) -> None:
-    if p.token_scopes is None or TRAILS_WRITE not in p.token_scopes:
-        raise Forbidden(
-            f"sending trails needs an institution's API token with scope {TRAILS_WRITE} "
-            "(an institution administrator creates one with POST /api/v1/trails/tokens)",
-            code="forbidden",
-        )
-    if p.org_kind not in INSTITUTION_KINDS:
-        raise Forbidden("only institutions send trails", code="forbidden")
-
-
-def require_reader(p: Principal) -> None:
-    if p.token_scopes is not None:
-        if TRAILS_READ not in p.token_scopes:
-            raise Forbidden(f"this API token lacks scope {TRAILS_READ}", code="forbidden")
-        return
-    p.require(Perm.FILING_READ)
-
-
-def require_institution_admin(p: Principal) -> None:
-    if p.token_scopes is not None or p.role is not Role.INSTITUTION_ADMIN or p.org_kind not in INSTITUTION_KINDS:
-        raise Forbidden("only an institution administrator (logged in, not a token) may do this", code="forbidden")
-
-
-def can_see_identities(p: Principal) -> bool:
-    """Who sees staff licence numbers in evidence: regulators, auditors, platform and institution admins."""
-    return p.token_scopes is None and p.role in (
-        Role.PLATFORM_ADMIN,
-        Role.REGULATOR,
-        Role.AUDITOR,
-        Role.INSTITUTION_ADMIN,
-    )
 
 
 # --- results --------------------------------------------------------------------------------------
@@ -148,115 +116,7 @@ class BatchResult:
         }
 
 
-@contextmanager
-def _batch_without_gc() -> Iterator[None]:
-    """No cyclic garbage collection in the middle of a batch. A batch's thousands of short-lived
-    objects (events, states, rows) survived the young collections while it ran, were promoted
-    and set off full collections of the whole heap every few batches: the slowest batches (p99).
-    Freed by reference counting when the batch ends, they never reach an older generation now."""
-    enabled = gc.isenabled()
-    if enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on both databases."""
-    if not rows:
-        return
-    if db.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    db.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
-
-
-_EVENT_COLUMNS = (
-    "org_id",
-    "seq",
-    "event_id",
-    "type",
-    "at",
-    "received_at",
-    "prescription_id",
-    "consultation_id",
-    "payload",
-    "digest",
-    "batch_id",
-    "batch_index",
-    "prev_hash",
-    "hash",
-)
-
-
-def _insert_events(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Append a batch's ledger rows. On PostgreSQL with ``COPY`` in the batch's transaction: the
-    ``executemany`` of 500 rows cost about three times as much (one INSERT per row in a pipeline)."""
-    if db.get_bind().dialect.name != "postgresql":
-        db.execute(insert(TrailEvent.__table__), [{k: v for k, v in r.items() if k != "payload_json"} for r in rows])
-        return
-    _copy(
-        db,
-        "trail_events",
-        _EVENT_COLUMNS,
-        [
-            (
-                r["org_id"],
-                r["seq"],
-                r["event_id"],
-                r["type"],
-                r["at"].astimezone(UTC).replace(tzinfo=None),  # naive UTC, as UTCDateTime stores it
-                r["received_at"].astimezone(UTC).replace(tzinfo=None),
-                r["prescription_id"],
-                r["consultation_id"],
-                r.get("payload_json") or _json(r["payload"]),
-                r["digest"],
-                r["batch_id"],
-                r["batch_index"],
-                r["prev_hash"],
-                r["hash"],
-            )
-            for r in rows
-        ],
-    )
-
-
-def _json(x: Any) -> str:
-    return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
-
-
-def _pg_value(v: Any) -> Any:
-    """A value as COPY wants it: JSON as text, datetimes as naive UTC (how UTCDateTime stores them)."""
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).replace(tzinfo=None)
-    if isinstance(v, (dict, list)):
-        return _json(v)
-    return v
-
-
-def _copy(db: Session, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """``COPY table (cols) FROM STDIN`` on the session's connection, inside its transaction."""
-    if not rows:
-        return
-    raw = db.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
-        for r in rows:
-            cp.write_row(r)
-
-
-def _epoch(dt: datetime) -> float:
-    return dt.timestamp()
-
-
-def _from_epoch(x: float | None) -> datetime | None:
-    return None if x is None else datetime.fromtimestamp(x, UTC)
-
-
-class TrailService:
+class TrailService(Backfill, Views):
     def __init__(self, ctx: Platform, rules: RuleSet | None = None) -> None:
         self.ctx = ctx
         self.rules = rules or default_rules()
@@ -382,7 +242,7 @@ class TrailService:
         field_prefix: str = "events",
         now: datetime | None = None,
     ) -> BatchResult:
-        with _batch_without_gc():
+        with batch_without_gc():
             return self._ingest_for(org_id, key_id, signature, events, via, file_sm3, field_prefix, now)
 
     def _ingest_for(
@@ -439,7 +299,7 @@ class TrailService:
         received: datetime,
     ) -> BatchResult:
         org = src.org_id
-        _insert_ignore(db, TrailHead.__table__, [{"org_id": org, "seq": 0, "last_hash": ledger.GENESIS}], ["org_id"])
+        insert_ignore(db, TrailHead.__table__, [{"org_id": org, "seq": 0, "last_hash": ledger.GENESIS}], ["org_id"])
         head_seq, head_hash = db.execute(
             select(TrailHead.seq, TrailHead.last_hash).where(TrailHead.org_id == org).with_for_update()
         ).one()
@@ -534,7 +394,7 @@ class TrailService:
             if n.actor_ref and n.type.startswith("staff.") and ("staff", n.actor_ref) not in loaded:
                 opened.setdefault(("staff", n.actor_ref), n.at)
         if rows:
-            _insert_events(db, rows)
+            insert_events(db, rows)
         self._save_states(db, org, checker, case_ids, opened, received)
         self._save_identities(db, org, pseudo)
         loop_event_id = f"trail:{org}:batch:{batch.id}" if hits and src.filing_id else None
@@ -637,14 +497,14 @@ class TrailService:
                         "kind": key[0],
                         "key": key[1],
                         "state": state,
-                        "opened_at": _from_epoch(at) if at is not None else now,
+                        "opened_at": from_epoch(at) if at is not None else now,
                         "window_done": key[0] == "staff",
                         "updated_at": now,
                     }
                 )
         if db.get_bind().dialect.name == "postgresql":  # COPY and one UPDATE … FROM unnest: no per-row round trips
             cols = ("org_id", "kind", "key", "state", "opened_at", "window_done", "updated_at")
-            _copy(db, "trail_cases", cols, [tuple(_pg_value(r[c]) for c in cols) for r in new_rows])
+            copy_rows(db, "trail_cases", cols, [tuple(pg_value(r[c]) for c in cols) for r in new_rows])
             if updates:
                 db.execute(
                     text(
@@ -654,9 +514,9 @@ class TrailService:
                         "WHERE c.id = v.id"
                     ),
                     {
-                        "now": _pg_value(now),
+                        "now": pg_value(now),
                         "ids": [u["b_id"] for u in updates],
-                        "states": [_json(u["b_state"]) for u in updates],
+                        "states": [to_json(u["b_state"]) for u in updates],
                     },
                 )
             return
@@ -689,7 +549,7 @@ class TrailService:
             if len(self._known_identities) > KNOWN_IDENTITIES:
                 self._known_identities.clear()
             self._known_identities.add(k)
-        _insert_ignore(db, TrailIdentity.__table__, rows, ["org_id", "kind", "ref"])
+        insert_ignore(db, TrailIdentity.__table__, rows, ["org_id", "kind", "ref"])
 
     def _save_violations(
         self,
@@ -709,14 +569,14 @@ class TrailService:
                 "case_key": h.case_key,
                 "trigger": f"seq:{h.seq}" if h.seq is not None else "window",
                 "event_seq": h.seq,
-                "at": _from_epoch(h.at),
+                "at": from_epoch(h.at),
                 "detected_at": now,
                 "filing_id": filing_id,
                 "loop_event_id": loop_event_id,
             }
             for h in hits
         ]
-        _insert_ignore(db, TrailViolation.__table__, rows, ["org_id", "rule_id", "case_kind", "case_key", "trigger"])
+        insert_ignore(db, TrailViolation.__table__, rows, ["org_id", "rule_id", "case_kind", "case_key", "trigger"])
 
     def _emit(self, filing_id: int | None, result: BatchResult | None, *, event_id: str | None = None) -> None:
         """Hand a batch's (or a sweep's) violations to the closed loop as one ``trail_violation`` event."""
@@ -749,86 +609,12 @@ class TrailService:
         except Exception:  # the violations are stored; the loop event can be replayed (sweep)
             log.exception("could not hand trail violations %s to the closed loop", eid)
 
-    # --- back-fill from JSON Lines -----------------------------------------------------------------
-
-    def import_jsonl(
-        self, org_id: int, key_id: str, path: Path, signature_path: Path, *, chunk: int = 500, actor: str = "cli"
-    ) -> dict[str, Any]:
-        """Import a JSON Lines file whose detached SM2 signature (``sign_file``) is by a registered sender.
-
-        Stops at the first invalid line (``line N: field: problem``, field ``line.N.field``); the lines
-        before it are in the ledger, and re-running the fixed file is safe (those count as duplicates)."""
-
-        from medrisk.crypto import verify_file
-
-        with self.ctx.db.session() as db:
-            src = self._source(db, org_id, key_id)
-            key = load_public_key_pem(src.public_key_pem.encode())
-        if not verify_file(key, path, signature_path):
-            raise Invalid(
-                f"{signature_path} is not a valid SM2 signature of {path} by key {key_id[:16]}…", field="signature"
-            )
-        sig_b64 = base64.b64encode(Path(signature_path).read_bytes()).decode()
-        file_hash = _file_sm3(path)
-        totals = Counter[str]()
-        batch: list[Any] = []
-        lines: list[int] = []  # the file line of each event in the batch, for error messages
-
-        def flush() -> None:
-            if not batch:
-                return
-
-            def send(events: list[Any]) -> None:
-                r = self.ingest_for(
-                    org_id, key_id, sig_b64, events, via="import", file_sm3=file_hash, field_prefix="line"
-                )
-                totals.update(
-                    accepted=r.accepted, duplicates=r.duplicates, conflicts=r.conflicts, violations=r.violations
-                )
-                totals["batches"] += 1
-
-            try:
-                send(batch)
-            except Invalid as exc:
-                bad = _chunk_index(exc.field)
-                if bad:  # the valid lines before the bad one go into the ledger (a re-run counts them as duplicates)
-                    send(batch[:bad])
-                message, where = _line_message(exc, lines)
-                raise Invalid(message, field=where) from None
-            batch.clear()
-            lines.clear()
-
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    batch.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    flush()
-                    raise Invalid(f"line {lineno}: not valid JSON ({exc.msg})", field=f"line.{lineno}") from None
-                lines.append(lineno)
-                if len(batch) >= chunk:
-                    flush()
-        flush()
-        with self.ctx.db.session() as db:
-            audit.record(
-                self.ctx.keys,
-                db,
-                "trail.imported",
-                actor_name=actor,
-                org_id=org_id,
-                target=f"file:{file_hash}",
-                details={"file": Path(path).name, **dict(totals)},
-            )
-        return {"file_sm3": file_hash, **dict(totals)}
-
     # --- windowed checks ----------------------------------------------------------------------------
 
     def sweep(self, now: datetime | None = None, limit: int = 5000) -> int:
         """Windowed rules over cases whose window has passed; returns the violations found (idempotent)."""
         now = now or utcnow()
-        t_now = _epoch(now)
+        t_now = epoch(now)
         found = 0
         for kind in ("prescription", "consultation"):
             rules = [r for r in self.rules.windows if r.case == kind]
@@ -892,309 +678,6 @@ class TrailService:
     def _filing_of_new(self, org: int) -> int | None:
         with self.ctx.db.session() as db:
             return self._filing_of(db, org)
-
-    # --- views --------------------------------------------------------------------------------------
-
-    def _org_filter(self, p: Principal, db: Session, org_id: int | None, column: Any) -> Any:
-        if org_id is not None:
-            if not org_visible(db, p, org_id):
-                raise NotFound(f"organisation {org_id} not found")
-            return column == org_id
-        if p.is_admin:
-            return column.is_not(None)
-        return column.in_(visible_orgs(p))
-
-    def list_violations(
-        self,
-        db: Session,
-        p: Principal,
-        *,
-        org_id: int | None = None,
-        rule: str | None = None,
-        severity: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[int, list[TrailViolation]]:
-        require_reader(p)
-        where = [self._org_filter(p, db, org_id, TrailViolation.org_id)]
-        if rule:
-            where.append(TrailViolation.rule_id == rule)
-        if severity:
-            where.append(TrailViolation.severity == severity)
-        if since:
-            where.append(TrailViolation.at >= since)
-        if until:
-            where.append(TrailViolation.at < until)
-        total = db.scalar(select(func.count()).select_from(TrailViolation).where(*where)) or 0
-        rows = db.scalars(
-            select(TrailViolation).where(*where).order_by(TrailViolation.id.desc()).limit(limit).offset(offset)
-        )
-        return total, list(rows)
-
-    def violation(self, db: Session, p: Principal, violation_id: int) -> dict[str, Any]:
-        """One violation with its rule and the full trail of its case as evidence (audited)."""
-        require_reader(p)
-        v = get_visible(db, p, TrailViolation, violation_id, "violation")
-        rule = self.rules.get(v.rule_id)
-        events = self.case_trail(db, v.org_id, v.case_kind, v.case_key)
-        show = can_see_identities(p)
-        refs = {e.payload.get("actor", {}).get("ref") for e in events} - {None}
-        licences = self._identities(db, v.org_id, "staff", refs) if show else {}
-        seqs = [e.seq for e in events]
-        receipts = []
-        if seqs:
-            batches = db.scalars(
-                select(TrailBatch)
-                .where(TrailBatch.org_id == v.org_id, TrailBatch.id.in_({e.batch_id for e in events}))
-                .order_by(TrailBatch.id)
-            )
-            receipts = [ledger.receipt_document(b) for b in batches]
-        audit.record(
-            self.ctx.keys,
-            db,
-            "trail.evidence_viewed",
-            actor=p,
-            org_id=v.org_id,
-            target=f"trail_violation:{v.id}",
-            details={"identities_shown": show and bool(licences)},
-        )
-        return {
-            "violation": violation_dict(v),
-            "rule": rule.to_dict() if rule else None,
-            "evidence": [event_dict(e, licences) for e in events],
-            "receipts": receipts,
-        }
-
-    def case_trail(self, db: Session, org_id: int, kind: str, key: str) -> list[TrailEvent]:
-        """Every ledger event of a prescription (with its consultation) or a consultation (with its prescriptions)."""
-        if kind == "prescription":
-            cons = db.scalars(
-                select(TrailEvent.consultation_id).where(
-                    TrailEvent.org_id == org_id,
-                    TrailEvent.prescription_id == key,
-                    TrailEvent.consultation_id.is_not(None),
-                )
-            ).first()
-            cond = TrailEvent.prescription_id == key
-            if cons:
-                cond = or_(cond, (TrailEvent.consultation_id == cons) & TrailEvent.prescription_id.is_(None))
-        else:
-            rx = set(
-                db.scalars(
-                    select(TrailEvent.prescription_id).where(
-                        TrailEvent.org_id == org_id,
-                        TrailEvent.consultation_id == key,
-                        TrailEvent.prescription_id.is_not(None),
-                    )
-                )
-            )
-            cond = TrailEvent.consultation_id == key
-            if rx:
-                cond = or_(cond, TrailEvent.prescription_id.in_(rx))
-        return list(
-            db.scalars(select(TrailEvent).where(TrailEvent.org_id == org_id, cond).order_by(TrailEvent.seq).limit(500))
-        )
-
-    def _identities(self, db: Session, org_id: int, kind: str, refs: set[str]) -> dict[str, str]:
-        out = {}
-        if not refs:
-            return out
-        for ref, enc in db.execute(
-            select(TrailIdentity.ref, TrailIdentity.value_enc).where(
-                TrailIdentity.org_id == org_id, TrailIdentity.kind == kind, TrailIdentity.ref.in_(sorted(refs))
-            )
-        ):
-            value = self.ctx.keys.decrypt(enc, f"trail_identities:{org_id}:{kind}:{ref}")
-            if value is not None:
-                out[ref] = value
-        return out
-
-    def receipt(self, db: Session, p: Principal, batch_id: int) -> dict[str, Any]:
-        require_reader(p)
-        b = get_visible(db, p, TrailBatch, batch_id, "batch")
-        return ledger.receipt_document(b)
-
-    def latest_receipt(self, db: Session, p: Principal, org_id: int | None) -> dict[str, Any]:
-        require_reader(p)
-        org = org_id if org_id is not None else p.org_id
-        if not org_visible(db, p, org):
-            raise NotFound(f"organisation {org} not found")
-        b = db.scalars(
-            select(TrailBatch)
-            .where(TrailBatch.org_id == org, TrailBatch.last_seq.is_not(None))
-            .order_by(TrailBatch.id.desc())
-        ).first()
-        if b is None:
-            raise NotFound("no trail events received yet")
-        return ledger.receipt_document(b)
-
-    def indicators(
-        self, db: Session, p: Principal, org_id: int | None, since: datetime, until: datetime
-    ) -> list[dict[str, Any]]:
-        """Per institution in [since, until): prescriptions, review rate, median review time,
-        violations by rule, records completeness (business time)."""
-        require_reader(p)
-        if until <= since:
-            raise Invalid("until must be after since", field="until")
-        orgs_where = self._org_filter(p, db, org_id, Organisation.id)
-        orgs = list(
-            db.execute(
-                select(Organisation.id, Organisation.name).where(
-                    orgs_where, Organisation.kind.in_([k.value for k in INSTITUTION_KINDS])
-                )
-            )
-        )
-        out = []
-        for oid, name in orgs:
-            cases = db.execute(
-                select(TrailCase.kind, TrailCase.state).where(
-                    TrailCase.org_id == oid,
-                    TrailCase.kind.in_(["prescription", "consultation"]),
-                    TrailCase.opened_at >= since,
-                    TrailCase.opened_at < until,
-                )
-            )
-            rx_n = reviewed = approved = dispensed = visits = recorded = 0
-            review_minutes: list[float] = []
-            for kind, s in cases:
-                if kind == "prescription" and s.get("exists"):
-                    rx_n += 1
-                    if s.get("reviewed_at") is not None:
-                        reviewed += 1
-                        review_minutes.append((s["reviewed_at"] - s["created_at"]) / 60)
-                        approved += s.get("review") == "approved"
-                    dispensed += bool(s.get("dispensed_count"))
-                elif kind == "consultation" and s.get("exists"):
-                    visits += 1
-                    recorded += s.get("record_at") is not None
-            by_rule = dict(
-                db.execute(
-                    select(TrailViolation.rule_id, func.count())
-                    .where(TrailViolation.org_id == oid, TrailViolation.at >= since, TrailViolation.at < until)
-                    .group_by(TrailViolation.rule_id)
-                )
-                .tuples()
-                .all()
-            )
-            events = db.scalar(
-                select(func.count())
-                .select_from(TrailEvent)
-                .where(TrailEvent.org_id == oid, TrailEvent.at >= since, TrailEvent.at < until)
-            )
-            if not events and not by_rule:
-                continue
-            out.append(
-                {
-                    "org_id": oid,
-                    "name": name,
-                    "since": since,
-                    "until": until,
-                    "events": events or 0,
-                    "prescriptions": rx_n,
-                    "reviewed": reviewed,
-                    "review_rate": round(reviewed / rx_n, 4) if rx_n else None,
-                    "approval_rate": round(approved / reviewed, 4) if reviewed else None,
-                    "median_review_minutes": round(statistics.median(review_minutes), 1) if review_minutes else None,
-                    "dispensed": dispensed,
-                    "consultations": visits,
-                    "records_completeness": round(recorded / visits, 4) if visits else None,
-                    "violations": sum(by_rule.values()),
-                    "violations_by_rule": dict(sorted(by_rule.items())),
-                }
-            )
-        return out
-
-    def verify(self, db: Session, p: Principal, org_id: int | None) -> ledger.Report:
-        if p is not SYSTEM and not p.can(Perm.AUDIT_READ):
-            raise Forbidden("verifying the ledger needs the audit:read permission (auditors, regulators)")
-        if org_id is not None and not org_visible(db, p, org_id):
-            raise NotFound(f"organisation {org_id} not found")
-        if org_id is None and not p.is_admin:
-            orgs = list(db.scalars(select(TrailHead.org_id).where(TrailHead.org_id.in_(visible_orgs(p)))))
-            rep = ledger.Report()
-            for o in orgs:
-                ledger.verify_org(db, o, self.ctx.keys, rep)
-        else:
-            rep = ledger.verify(db, self.ctx.keys, org_id)
-        audit.record(
-            self.ctx.keys,
-            db,
-            "trail.verified",
-            actor=p if p is not SYSTEM else None,
-            actor_name=None if p is not SYSTEM else "system",
-            target=f"org:{org_id}" if org_id else "all",
-            details={"ok": rep.ok, "events": rep.events, "first_problem": rep.to_dict()["first_problem"]},
-        )
-        return rep
-
-
-def violation_dict(v: TrailViolation) -> dict[str, Any]:
-    return {
-        "id": v.id,
-        "org_id": v.org_id,
-        "rule_id": v.rule_id,
-        "severity": v.severity,
-        "case_kind": v.case_kind,
-        "case_key": v.case_key,
-        "trigger": v.trigger,
-        "event_seq": v.event_seq,
-        "at": v.at,
-        "detected_at": v.detected_at,
-        "filing_id": v.filing_id,
-        "loop_event_id": v.loop_event_id,
-    }
-
-
-def event_dict(e: TrailEvent, licences: dict[str, str] | None = None) -> dict[str, Any]:
-    payload = e.payload
-    ref = (payload.get("actor") or {}).get("ref")
-    if licences and ref in licences:
-        payload = {**payload, "actor": {**payload["actor"], "licence": licences[ref]}}
-    return {
-        "seq": e.seq,
-        "event_id": e.event_id,
-        "type": e.type,
-        "at": e.at,
-        "received_at": e.received_at,
-        "payload": payload,
-        "digest": e.digest,
-        "batch_id": e.batch_id,
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }
-
-
-def _file_sm3(path: Path) -> str:
-    from medrisk.crypto import new_sm3
-
-    h = new_sm3()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.finalize().hex()
-
-
-def _chunk_index(where: str | None) -> int | None:
-    """The index in the chunk of ``line.7.actor.role`` (7), or None for an error of the whole chunk."""
-    parts = (where or "").split(".", 2)
-    if len(parts) >= 2 and parts[0] == "line" and parts[1].isdigit():
-        return int(parts[1])
-    return None
-
-
-def _line_message(exc: Invalid, lines: list[int]) -> tuple[str, str | None]:
-    """``line.7.actor.role: …`` (index in the chunk) → ``line 1507: actor.role: …`` and the field
-    ``line.1507.actor.role`` (the line in the file)."""
-    i = _chunk_index(exc.field)
-    if i is not None and i < len(lines):
-        parts = (exc.field or "").split(".", 2)
-        rest = parts[2] if len(parts) > 2 else ""
-        msg = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
-        where = f"line.{lines[i]}" + (f".{rest}" if rest else "")
-        return f"line {lines[i]}: {rest + ': ' if rest else ''}{msg}", where
-    return exc.message, exc.field
 
 
 def service_for(ctx: Platform) -> TrailService:

@@ -13,7 +13,8 @@ from medrisk.platform.errors import Forbidden
 from medrisk.platform.principal import Principal
 from medrisk.platform.roles import Perm
 from medrisk.store.models import utcnow
-from medrisk.trails.service import TrailService, event_dict, service_for, violation_dict
+from medrisk.trails.service import TrailService, service_for
+from medrisk.trails.views import event_dict, violation_dict
 from medrisk.web.common import ERRORS
 from medrisk.web.deps import Caller, Ctx, Id
 from medrisk.web.schemas import MAX_ID, In, Out
@@ -248,7 +249,7 @@ def get_case(
 ) -> list[TrailEventOut]:
     from medrisk.platform.errors import Invalid, NotFound
     from medrisk.platform.scope import org_visible
-    from medrisk.trails.service import require_reader
+    from medrisk.trails.access import require_reader
 
     if kind not in ("prescription", "consultation"):
         raise Invalid("kind must be prescription or consultation", field="kind")
@@ -277,7 +278,7 @@ def indicators(
 
 @router.get("/rules", summary="The trail rule set")
 def rules(ctx: Ctx, p: Caller) -> list[dict[str, Any]]:
-    from medrisk.trails.service import require_reader
+    from medrisk.trails.access import require_reader
 
     require_reader(p)
     return [r.to_dict() for r in _svc(ctx).rules.rules]
