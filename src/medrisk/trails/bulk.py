@@ -8,17 +8,12 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from medrisk.store.models import (
-    TrailEvent,
-)
-
-if TYPE_CHECKING:
-    pass
+from medrisk.store.models import TrailEvent
 
 
 @contextmanager

@@ -505,18 +505,16 @@ class TrailService(Backfill, Views):
         if db.get_bind().dialect.name == "postgresql":  # COPY and one UPDATE … FROM unnest: no per-row round trips
             cols = ("org_id", "kind", "key", "state", "opened_at", "window_done", "updated_at")
             copy_rows(db, "trail_cases", cols, [tuple(pg_value(r[c]) for c in cols) for r in new_rows])
-            if updates:
+            if updates:  # one JSON document of (id, state) pairs: psycopg's array dumper escaped each state
                 db.execute(
                     text(
-                        "UPDATE trail_cases AS c SET state = CAST(v.state AS json), updated_at = :now "
-                        "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id, "
-                        "unnest(CAST(:states AS text[])) AS state) AS v "
+                        "UPDATE trail_cases AS c SET state = v.state, updated_at = :now "
+                        "FROM json_to_recordset(CAST(:rows AS json)) AS v(id integer, state json) "
                         "WHERE c.id = v.id"
                     ),
                     {
                         "now": pg_value(now),
-                        "ids": [u["b_id"] for u in updates],
-                        "states": [to_json(u["b_state"]) for u in updates],
+                        "rows": to_json([{"id": u["b_id"], "state": u["b_state"]} for u in updates]),
                     },
                 )
             return
