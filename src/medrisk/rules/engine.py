@@ -24,7 +24,9 @@ from medrisk.rules.model import Evidence, Finding, Rule
 MAX_EVIDENCE = 50  # per finding; the count is kept in the report
 PLAN_FORMAT = 2  # bump when Plan or its derivation changes (part of the rule cache key)
 
-_ERRORS = (KeyError, TypeError, RuntimeError, ValueError)  # what a CEL evaluation raises
+# what a CEL evaluation raises: LookupError covers a missing key (KeyError) and an index past
+# a list's end (IndexError)
+_ERRORS = (LookupError, TypeError, RuntimeError, ValueError)
 
 
 @dataclass
