@@ -20,10 +20,10 @@ from medrisk.analysis.dexformat import (
     ClassData,
     CodeItem,
     _Overlong,
-    _skip_ulebs,
     _sleb,
     _uleb,
     instruction_units,
+    skip_ulebs,
 )
 
 
@@ -283,10 +283,10 @@ class _DexCode:
         if nf + 3 * (sizes[2] + sizes[3]) > limit - pos:
             self._corrupt("class_data", f"class {ci} declares more members than the file holds")
         if nf:  # skip encoded_fields (2 uleb128 each) in one regex match
-            m = _skip_ulebs(nf).match(data, pos)
-            if m is None:
+            end = skip_ulebs(data, pos, nf)
+            if end is None:
                 raise IndexError
-            pos = m.end()
+            pos = end
         return pos, sizes[2], sizes[3]
 
     def _class_bodies(self, ci: int) -> list[tuple[int, int, int]]:

@@ -195,10 +195,28 @@ class _Overlong(Exception):
     pass
 
 
-@lru_cache(maxsize=256)
-def _skip_ulebs(count: int) -> re.Pattern[bytes]:
+@lru_cache(maxsize=64)
+def _uleb_run(count: int) -> re.Pattern[bytes]:
     """Regex matching ``count`` consecutive uleb128 values (each at most 5 bytes)."""
     return re.compile(rb"(?:[\x80-\xff]{0,4}[\x00-\x7f]){%d}" % count)
+
+
+def skip_ulebs(data: bytes, pos: int, count: int) -> int | None:
+    """Offset after ``count`` consecutive uleb128 values at ``pos``, or None if they are not
+    there (truncated, or one longer than 5 bytes).
+
+    One regex per power of two of ``count`` (a uleb128's extent is fixed by its bytes, so runs
+    concatenate): a process compiles a handful of patterns instead of one per distinct count."""
+    bit = 1
+    while count:
+        if count & bit:
+            m = _uleb_run(bit).match(data, pos)
+            if m is None:
+                return None
+            pos = m.end()
+            count ^= bit
+        bit <<= 1
+    return pos
 
 
 def _uleb(data: bytes, pos: int) -> tuple[int, int]:

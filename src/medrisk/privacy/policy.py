@@ -12,12 +12,10 @@ not mention the item, while a ``pass`` still deserves a human look at the quoted
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -38,54 +36,62 @@ _WORD = re.compile(r"[0-9a-z]")
 # --------------------------------------------------------------------------- loading and choosing
 
 
-class _TextExtractor(HTMLParser):
-    BLOCK = {
-        "p",
-        "div",
-        "br",
-        "li",
-        "tr",
-        "td",
-        "th",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "section",
-        "table",
-        "dt",
-        "dd",
-    }
+@lru_cache(maxsize=1)
+def _text_extractor() -> Any:
+    """The HTML text extractor class, built on first use: html.parser is imported only by
+    scans that meet an HTML policy, not by every process (a few ms of start-up)."""
+    from html.parser import HTMLParser
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip = 0
+    class _TextExtractor(HTMLParser):
+        BLOCK = {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "td",
+            "th",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "section",
+            "table",
+            "dt",
+            "dd",
+        }
 
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in ("script", "style", "head", "title"):
-            self.skip += 1
-        elif tag in self.BLOCK:
-            self.parts.append("\n")
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head", "title"):
-            self.skip = max(0, self.skip - 1)
-        elif tag in self.BLOCK:
-            self.parts.append("\n")
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            if tag in ("script", "style", "head", "title"):
+                self.skip += 1
+            elif tag in self.BLOCK:
+                self.parts.append("\n")
 
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style", "head", "title"):
+                self.skip = max(0, self.skip - 1)
+            elif tag in self.BLOCK:
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(data)
+
+    return _TextExtractor
 
 
 def html_to_text(text: str) -> str:
     """Visible text of an HTML document (plain text passes through unchanged)."""
     if not re.search(r"<\s*(html|body|p|div|br|h[1-6]|li|table|span)\b", text, re.I):
         return text
-    parser = _TextExtractor()
+    parser = _text_extractor()()
     parser.feed(text)
     parser.close()
     lines = (re.sub(r"[ \t\u3000\xa0]+", " ", line).strip() for line in "".join(parser.parts).splitlines())
@@ -198,6 +204,8 @@ def _tokenizer(vocab: Vocabulary, db: Database) -> Any:
     global _TOKENIZER
     with _TOKENIZER_LOCK:
         if _TOKENIZER is None:
+            import logging
+
             import jieba
 
             jieba.setLogLevel(logging.WARNING)
