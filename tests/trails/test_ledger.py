@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, text, update
 
 from medrisk import cli
@@ -302,3 +304,44 @@ def test_chain_hash_with_payload_is_the_chain_hash():
     assert ledger.chain_hash_with_payload(ledger.GENESIS, marked, ledger.canonical_str(payload)) == ledger.chain_hash(
         ledger.GENESIS, full
     )
+
+
+# --- canonical JSON: the bytes hashed and signed must not depend on the encoder --------------------
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)  # beyond 64 bits orjson refuses: json answers
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+)
+_json_docs = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _reference(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_docs)
+def test_canonical_bytes_are_json_dumps_sorted(doc: Any) -> None:
+    assert ledger.canonical(doc) == _reference(doc)
+    assert ledger.canonical_str(doc) == _reference(doc).decode("utf-8")
+
+
+def test_canonical_of_generated_events_and_odd_values() -> None:
+    from datetime import UTC, datetime
+
+    from medrisk.trails.generator import INJECT
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = generate(Institution.make("c"), 30, {r: 0.05 for r in INJECT}, seed=3, start=start).events
+    assert all(ledger.canonical(e) == _reference(e) for e in events)
+    odd = {"\x00": "\x1f\x7f\u2028\u00e9中", "n": 2**64}  # control characters, an integer beyond 64 bits
+    assert ledger.canonical(odd) == _reference(odd)
+    assert ledger.canonical({2: "b", 1: "a"}) == _reference({2: "b", 1: "a"}) == b'{"1":"a","2":"b"}'
+    with pytest.raises(TypeError):
+        ledger.canonical({"at": start})  # as json.dumps: a datetime is not JSON

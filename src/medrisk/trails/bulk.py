@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
@@ -94,7 +95,11 @@ def insert_events(db: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def to_json(x: Any) -> str:
-    return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text for the database's JSON columns (orjson; json for what it refuses)."""
+    try:
+        return orjson.dumps(x, option=orjson.OPT_PASSTHROUGH_DATETIME).decode("utf-8")
+    except TypeError:
+        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
 
 
 def pg_value(v: Any) -> Any:
