@@ -57,7 +57,10 @@ class Console:
         secret = self.users[username].totp_secret
         assert secret
         now_step = int(time.time()) // 30
-        step = max(now_step - 1, self._steps.get(username, 0) + 1)
+        # the current step first: the server accepts one step either side, so the code stays valid
+        # 30-60 s. (The previous step, tried first before, expired at the next boundary: a login
+        # typed on a loaded machine across it was refused, a flaky journey.)
+        step = max(now_step, self._steps.get(username, 0) + 1)
         if step > now_step + 1:
             time.sleep((step - 1) * 30 - time.time() + 0.05)
         self._steps[username] = step
