@@ -20,7 +20,7 @@ APKS = ("androguard-hello-world.apk", "DroidBench-LogNoLeak.apk", "androguard-Te
 
 
 class Service:
-    def __init__(self, data: Path, broker: str) -> None:
+    def __init__(self, data: Path, broker: str, extra_env: dict[str, str] | None = None) -> None:
         import os
 
         self.port = free_port()
@@ -28,7 +28,7 @@ class Service:
         self.err = data.parent / "serve.err"
         self.out = data.parent / "serve.out"
         env = {k: v for k, v in os.environ.items() if k not in ("MEDRISK_KEYSTORE_PASSWORD", "MEDRISK_DB_URL")}
-        env.update(MEDRISK_LOG_FORMAT="text", PYTHONPATH=_code_path())
+        env.update(MEDRISK_LOG_FORMAT="text", PYTHONPATH=_code_path(), **(extra_env or {}))
         cmd = [sys.executable, "-m", "medrisk.cli", "serve", "--data-dir", str(data), "--port", str(self.port)]
         cmd += ["--workers", "1", "--jobs", "celery", "--broker", broker]
         with open(self.out, "w") as out, open(self.err, "w") as err:
@@ -120,6 +120,9 @@ def test_upload_scanned_on_a_worker_then_clean_fallback(tmp_path, corpus_dir):
         svc.scan_done(builder, version)
         assert _worker_scans(workers) == 1
         assert svc.metric(fallback) == before
+        # the demo's scans, sent before the workers started, ran in the service: that line, and the
+        # "workers are back" of the upload above, are before this point
+        seen = len(svc.log())
 
         # 2. workers stopped: one clear line, the scan runs in the service, the request does not hang
         for w in workers:
@@ -130,7 +133,7 @@ def test_upload_scanned_on_a_worker_then_clean_fallback(tmp_path, corpus_dir):
         svc.scan_done(builder, version)
         assert svc.metric(fallback) == before + 1
         warning = "WARNING medrisk.jobs.celery_backend: medrisk jobs: "
-        lines = [ln for ln in svc.log().splitlines() if warning in ln]
+        lines = [ln for ln in svc.log()[seen:].splitlines() if warning in ln]
         assert len(lines) == 1, lines  # one line for the change of state, not one per job
         assert "no medrisk worker is alive" in lines[0] and "start `medrisk worker`" in lines[0]
         assert "running jobs in this process" in lines[0]
@@ -142,11 +145,52 @@ def test_upload_scanned_on_a_worker_then_clean_fallback(tmp_path, corpus_dir):
         assert took < 5
         svc.scan_done(builder, version)
         assert svc.metric(fallback) == before + 2
-        lines = [ln for ln in svc.log().splitlines() if warning in ln]
+        lines = [ln for ln in svc.log()[seen:].splitlines() if warning in ln]
         assert len(lines) == 2, lines
         assert re.search(r"job broker redis://127\.0\.0\.1:\d+/0 is unreachable", lines[1]), lines
     finally:
         for w in workers:
             w.stop()
         _reap(svc.proc)
+        redis.kill()
+
+
+def test_demo_scans_of_a_first_start_go_to_the_workers(tmp_path, corpus_dir):
+    """`medrisk serve --jobs celery` on an empty data directory, Redis and a worker running: the scans
+    the demo seeding creates are sent to the worker like any upload (no `medrisk jobs requeue`)."""
+    import sqlite3
+
+    from medrisk.store import migrate
+
+    demo_apks = tmp_path / "corpus"  # two of the demo's corpus APKs, linked (never copied into the repo)
+    demo_apks.mkdir()
+    for name in ("com.politedroid_4.apk", "DiabetesIntegration-DMS-app-release.apk"):
+        (demo_apks / name).symlink_to(corpus_dir / name)
+    (tmp_path / "redis").mkdir()
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    data = tmp_path / "data"
+    data.mkdir()
+    db_url = f"sqlite:///{data / 'medrisk.db'}"
+    migrate.upgrade(db_url)  # the schema only: no organisation, no user, so serve seeds the demo
+    worker = Worker("demo", db_url, data, redis.url, {"MEDRISK_LOG_FORMAT": "json"})
+    svc = None
+    try:
+        worker.wait_ready()
+        svc = Service(data, redis.url, {"MEDRISK_CORPUS": str(demo_apks), "MEDRISK_JOBS_FALLBACK": "none"})
+        wait_for(svc.up, 90, "medrisk serve to answer")
+        assert "2 corpus releases queued for scanning" in svc.log()
+
+        def statuses() -> list[str] | None:
+            with sqlite3.connect(data / "medrisk.db") as con:
+                rows = [r[0] for r in con.execute("SELECT status FROM scans ORDER BY id")]
+            return rows if len(rows) == 2 and all(r in ("done", "failed") for r in rows) else None
+
+        assert wait_for(statuses, 120, "the demo scans", 0.5) == ["done", "done"]
+        assert worker.metric("medrisk_jobs_total", job="scan", outcome="done") == 2
+        assert "not sent" not in svc.log() and "running jobs in this process" not in svc.log()
+    finally:
+        worker.stop()
+        if svc is not None:
+            _reap(svc.proc)
         redis.kill()

@@ -120,25 +120,31 @@ def _principal(db: object, username: str) -> Principal:
 
 
 class _Hold:
-    """A job queue that keeps nothing: ``medrisk serve`` starts queued scans right after seeding
-    (``service.start_background`` → ``requeue_unfinished``); enqueuing here too would scan twice."""
+    """A job queue that keeps the jobs the seeding creates until the demo tree is complete, so
+    they are sent once, after it (see the end of ``seed_apps``)."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[str, dict[str, object]]] = []
 
     def enqueue(self, name: str, **payload: object) -> None:
-        pass
+        self.held.append((name, payload))
 
 
 def seed_apps(ctx: Platform, corpus: Path | None = None) -> int:
     """File, approve and upload the demo apps whose APKs are in the corpus.
 
-    Their scans are left queued; ``scanning.requeue_unfinished`` (run by ``medrisk serve`` on
-    start) hands them to the job queue."""
-    from medrisk.platform import filings, versions
+    Their scans are new jobs of this process. With a backend whose start re-sends unfinished scans
+    (thread, inline) they are left queued for that re-send (``service.start_background`` →
+    ``requeue_unfinished``; sending them here too would scan twice). Celery mode does not re-send on
+    start (N web replicas), so they are sent here through the active backend, like any upload."""
+    from medrisk.platform import filings, scanning, versions
 
     corpus = corpus or corpus_dir()
     if not corpus.is_dir():
         print(f"medrisk: demo apps skipped: no APK corpus at {corpus} (set MEDRISK_CORPUS)", file=sys.stderr)
         return 0
     uploaded = 0
+    hold = _Hold()
     for _org, builder, reviewer, apk_name, app_name, approve in APPS:
         path = corpus / apk_name
         if not path.is_file():
@@ -169,12 +175,15 @@ def seed_apps(ctx: Platform, corpus: Path | None = None) -> int:
                 filings.review(ctx, db, _principal(db, reviewer), fid, decision="approved", reason="演示数据：材料齐全")
         if approve:
             blob = ctx.blobs.put_chunks([data], len(data) + 1)
-            jobs, ctx.jobs = ctx.jobs, _Hold()  # type: ignore[assignment]
+            jobs, ctx.jobs = ctx.jobs, hold  # type: ignore[assignment]
             try:
                 versions.accept_upload(ctx, b, fid, blob, apk_name)  # a real scan, queued
             finally:
                 ctx.jobs = jobs
             uploaded += 1
+    if ctx.jobs is not None and not scanning.resent_on_start(ctx.jobs):
+        for name, payload in hold.held:
+            ctx.jobs.enqueue(name, **payload)  # type: ignore[arg-type]
     print(f"medrisk: demo apps filed; {uploaded} corpus releases queued for scanning", file=sys.stderr)
     return uploaded
 

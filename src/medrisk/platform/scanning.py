@@ -266,6 +266,14 @@ def unpark_scan(ctx: Platform, scan_id: int) -> None:
             scan.status, scan.error_code, scan.error_message, scan.finished_at = "queued", None, None, None
 
 
+def resent_on_start(jobs: object) -> bool:
+    """Whether ``service.start_background`` re-sends unfinished scans with this job backend: yes,
+    except Celery (Redis keeps its messages; N web replicas would each re-send the whole backlog)."""
+    from medrisk.jobs.celery_backend import CeleryQueue
+
+    return not isinstance(jobs, CeleryQueue)
+
+
 def requeue_unfinished(ctx: Platform) -> int:
     """On start: scans queued or running when the service stopped are queued again."""
     from sqlalchemy import select

@@ -122,9 +122,7 @@ def housekeeping(ctx: Platform) -> None:
 
 
 def start_background(ctx: Platform, interval_seconds: float = 600.0) -> Periodic:
-    from medrisk.jobs.celery_backend import CeleryQueue
-
-    if not isinstance(ctx.jobs, CeleryQueue):  # Celery keeps its messages in Redis (AOF): nothing to re-send
+    if scanning.resent_on_start(ctx.jobs):  # Celery keeps its messages in Redis (AOF): nothing to re-send
         scanning.requeue_unfinished(ctx)
     periodic = Periodic(interval_seconds, [("audit.housekeeping", lambda: housekeeping(ctx))])
     periodic.start()
