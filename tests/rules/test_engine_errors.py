@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from medrisk.rules.engine import Engine
-from medrisk.rules.model import Rule, Text
+from medrisk.rules.model import Rule
+from tests.rules.rule_factory import make_rule
 
 
 def _rule(rid: str, condition: str, each: str | None = None) -> Rule:
-    t = Text(zh="测试", en="test")
-    return Rule(
-        id=rid,
-        title=t,
-        description=t,
-        severity="low",
-        category="platform.config",
-        masvs="MASVS-CODE-1",
-        maswe=None,
-        cwe=["CWE-1"],
-        condition=condition,
-        remediation=t,
-        tests=[],
-        each=each,
-    )
+    return make_rule(rid, condition, each)
 
 
 DOC = {"manifest": {"package": "p", "permissions": ["a.B"]}, "code": {"calls": [{"api": "x.Y.z", "args": []}]}}

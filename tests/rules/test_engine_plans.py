@@ -9,25 +9,12 @@ import pytest
 
 from medrisk.analysis import skeleton
 from medrisk.rules.engine import Engine, plan_rule
-from medrisk.rules.model import Rule, Text
+from medrisk.rules.model import Rule
+from tests.rules.rule_factory import make_rule
 
 
 def _rule(rid: str, condition: str, each: str | None = "code.calls") -> Rule:
-    t = Text(zh="测试", en="test")
-    return Rule(
-        id=rid,
-        title=t,
-        description=t,
-        severity="low",
-        category="platform.config",
-        masvs="MASVS-CODE-1",
-        maswe=None,
-        cwe=["CWE-1"],
-        condition=condition,
-        remediation=t,
-        tests=[],
-        each=each,
-    )
+    return make_rule(rid, condition, each)
 
 
 RULES = [
