@@ -141,7 +141,11 @@ class Cluster:
             rows = self.scans(ids)
             return rows if len(rows) == len(ids) and all(s.status in status for s in rows) else None
 
-        return wait_for(finished, timeout, f"scans {ids[:5]}… to finish", 0.2)
+        try:
+            return wait_for(finished, timeout, f"scans {ids[:5]}… to finish", 0.2)
+        except AssertionError as exc:  # say which ones, and in what state, to tell a lost job from a slow one
+            late = [(s.id, s.status) for s in self.scans(ids) if s.status not in status]
+            raise AssertionError(f"{exc}; not finished: {late}") from None
 
     def upload(self, apk: Path, who: str = "hosp_builder") -> tuple[dict, int]:
         """File an app for this package and upload it: (the version, its first scan's id).

@@ -172,3 +172,29 @@ def test_fallback_when_workers_or_redis_are_gone(cluster, corpus_dir, caplog):
     assert cluster.wait_scans([sid2], timeout=30)[0].status == "done"
     assert _fallbacks() == fallbacks + 2
     assert "is unreachable" in caplog.text
+
+
+def test_a_job_the_broker_lost_is_sent_again(cluster, corpus_dir):
+    """kombu's window: BRPOP took the message, Redis (or the worker) died before it was recorded as
+    unacknowledged. What is left is the ledger entry and no message anywhere: a worker's sweep sends
+    it again, the scan is done once and the ledger is cleaned."""
+    import json
+
+    from medrisk.jobs.base import new_job_id
+    from medrisk.jobs.celery_backend import OUTCOME_KEY, PENDING_KEY, PENDING_MSG_KEY
+    from tests.jobs.conftest import VISIBILITY
+
+    v, first = cluster.upload(corpus_dir / SMALL)
+    cluster.wait_scans([first])
+    (sid,) = cluster.new_scans(v["id"], 1)
+    job_id, sent_at = new_job_id(), time.time() - VISIBILITY - 1
+    meta = {"job_id": job_id, "enqueued_at": sent_at, "request_id": None}
+    record = {"name": "scan.bulk", "payload": {"scan_id": sid}, "meta": meta, "queue": "bulk", "time_limit": 600}
+    r = cluster.ctx.jobs.redis
+    r.zadd(PENDING_KEY, {job_id: sent_at})
+    r.hset(PENDING_MSG_KEY, job_id, json.dumps(record))
+    (row,) = cluster.wait_scans([sid], timeout=30)
+    assert row.status == "done", (row.status, row.error_message)
+    assert wait_for(lambda: r.get(OUTCOME_KEY.format(job_id)), 15, "its outcome") == b"done"
+    assert r.zscore(PENDING_KEY, job_id) is None and not r.hexists(PENDING_MSG_KEY, job_id)
+    assert sum(w.metric("medrisk_jobs_recovered_total", job="scan.bulk") for w in cluster.workers.values()) == 1

@@ -27,5 +27,6 @@ JOB_LATENCY = Histogram(
     ["job", "queue"],
     buckets=_LATENCY_BUCKETS,
 )
+RECOVERED = Counter("medrisk_jobs_recovered", "Jobs the broker lost, sent again from the ledger", ["job"])
 BROKER_ERRORS = Counter("medrisk_jobs_broker_unavailable", "Enqueues that found the broker or workers unavailable")
 GATE_DECISIONS = Counter("medrisk_gate_decisions", "Circuit-breaker gate decisions served over HTTP", ["decision"])

@@ -77,15 +77,24 @@ def _fork_safe() -> None:
 
 
 def _heartbeat(queue: Any, stop: threading.Event) -> None:
+    """Every HEARTBEAT_SECONDS: this worker is alive; every visibility_timeout/4: sweep the job ledger."""
     from medrisk.jobs.celery_backend import HEARTBEAT_SECONDS, WORKERS_KEY
 
+    sweep_every = max(1.0, queue.cfg.visibility_timeout / 4)
+    next_sweep = time.monotonic() + sweep_every
     while not stop.is_set():
         if _State.ready and not _State.stopping:
             try:
                 queue.redis.zadd(WORKERS_KEY, {_State.name: time.time()})
             except Exception as exc:  # Redis restarting: the worker waits for it, the web side falls back
                 log.warning("heartbeat to the broker failed: %s", exc)
-        stop.wait(HEARTBEAT_SECONDS)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + sweep_every
+                try:
+                    queue.reconcile(_State.name)
+                except Exception as exc:
+                    log.warning("job ledger sweep failed: %s", exc)
+        stop.wait(min(HEARTBEAT_SECONDS, max(0.2, next_sweep - time.monotonic())))
 
 
 def _health_server(port: int, host: str, checks: Any) -> ThreadingHTTPServer:
