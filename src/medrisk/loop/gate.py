@@ -192,13 +192,13 @@ class Gate:
         """Load every approved filing's state and verify every valid code once (start-up, benchmarks)."""
         with self.ctx.db.session() as db:
             approved = list(db.scalars(select(Filing.id).where(Filing.approved_revision.is_not(None))))
-            states = dict(db.execute(select(Disposition.filing_id, Disposition.state)).tuples().all())
+            states = dict(db.execute(select(Disposition.filing_id, Disposition.state)).all())
             active = list(
                 db.execute(
                     select(AuthCode.code, AuthCode.payload).where(
                         AuthCode.revoked_at.is_(None), AuthCode.expires_at > utcnow()
                     )
-                ).tuples()
+                )
             )
         with self._lock:
             for fid in approved:

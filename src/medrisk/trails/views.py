@@ -215,9 +215,7 @@ class Views:
                     select(TrailViolation.rule_id, func.count())
                     .where(TrailViolation.org_id == oid, TrailViolation.at >= since, TrailViolation.at < until)
                     .group_by(TrailViolation.rule_id)
-                )
-                .tuples()
-                .all()
+                ).all()  # rows unpack as (rule_id, count)
             )
             events = db.scalar(
                 select(func.count())
