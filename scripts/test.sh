@@ -16,6 +16,9 @@ done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The job tests start a throwaway Redis server (Celery broker) on a random port.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The S3 blob store tests run s3rver on Node.js (npm installs it below).
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # Console and reports: headless Chromium for the browser tests, CJK fonts embedded in the PDFs,
 # poppler (pdftoppm/pdftotext/pdffonts) to check them, Pango for WeasyPrint.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
@@ -40,6 +43,11 @@ if [ ! -s "$schema" ]; then
   mkdir -p .cache/npm && (cd .cache/npm && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null \
     && tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json \
     && cp package/lib/schemas/sarif-2.1.0-rtm.5.json "../sarif-schema-2.1.0.json")
+fi
+
+# A throwaway S3-compatible server for the S3 blob store tests: s3rver (Node), pinned, from npm.
+if [ ! -x .cache/npm/node_modules/.bin/s3rver ]; then
+  mkdir -p .cache/npm && npm install --prefix .cache/npm --silent --no-audit --no-fund --no-save s3rver@3.7.1 >/dev/null
 fi
 
 ruff check .

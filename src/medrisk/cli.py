@@ -16,6 +16,7 @@ from typing import Any
 from medrisk import __version__
 from medrisk.analysis.limits import Limits
 from medrisk.reports.i18n import pick
+from medrisk.store.blobs import BlobStoreError
 
 GRADE_RANK = {"A": 0, "B": 1, "C": 2}
 
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except BlobStoreError as exc:  # unreachable object store, wrong credentials: the reason, no traceback
+        print(f"medrisk: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -497,7 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medrisk")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    from medrisk.store.blobs import BlobStoreError
+
+    try:
+        return int(args.func(args))
+    except BlobStoreError as exc:  # unreachable object store, wrong credentials: the reason, no traceback
+        print(f"medrisk: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from medrisk.crypto import sm3_hex
 from medrisk.platform.context import Platform
 from medrisk.privacy.policy import decode as decode_policy
 from medrisk.scan import Scanner, ScanOptions, failure
+from medrisk.store.blobs import BlobStoreError
 from medrisk.store.models import Filing, Scan, Version, utcnow
 
 
@@ -167,14 +168,16 @@ def _check_blob(ctx: Platform, sha: str) -> Path:
     """The stored package, verified against its SHA-256 (another machine's copy may be missing or torn)."""
     import hashlib
 
-    path = ctx.blobs.path(sha)
     h = hashlib.sha256()
     try:
+        path = ctx.blobs.path(sha)  # an object store's local copy: fetched (and verified) first
         with open(path, "rb") as fh:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
     except OSError as exc:
         raise ScanJobError(f"stored package {sha} unreadable: {exc.strerror or exc}") from exc
+    except BlobStoreError as exc:  # the object store is down or returned damaged bytes: retried
+        raise ScanJobError(str(exc)) from exc
     if h.hexdigest() != sha:
         raise ScanJobError(f"stored package {sha} is corrupt (its SHA-256 is {h.hexdigest()})")
     return path

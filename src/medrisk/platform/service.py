@@ -14,7 +14,7 @@ from medrisk.platform import audit, demo, scanning
 from medrisk.platform.context import Platform
 from medrisk.platform.keys import open_keys
 from medrisk.store import migrate
-from medrisk.store.blobs import FilesystemBlobStore
+from medrisk.store.blobs import open_blob_store
 from medrisk.store.db import Database, sqlite_url
 
 DB_ENV = "MEDRISK_DB_URL"
@@ -36,6 +36,7 @@ class ServiceConfig:
     allow_generated_keystore_password: bool = False
     keystore_iterations: int | None = None
     migrate: bool = True
+    blobs: str | None = None  # blob store URL; None: $MEDRISK_BLOBS (s3://bucket/prefix), else data_dir/blobs
 
     @property
     def url(self) -> str:
@@ -49,6 +50,7 @@ def resolve_data_dir(arg: str | None) -> Path:
 def build(cfg: ServiceConfig) -> Platform:
     self_test()  # refuse to start on a cryptography build without SM2/SM3/SM4
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    blobs = open_blob_store(cfg.data_dir, cfg.blobs)  # an S3 store is checked now (reachable, credentials)
     url = cfg.url
     if cfg.migrate:
         migrate.upgrade(url)
@@ -58,9 +60,7 @@ def build(cfg: ServiceConfig) -> Platform:
         iterations=cfg.keystore_iterations,
     )
     keys.public_key  # noqa: B018 - generate or open the signing key now, not on the first request
-    ctx = Platform(
-        db=Database(url), blobs=FilesystemBlobStore(cfg.data_dir / "blobs"), keys=keys, data_dir=cfg.data_dir
-    )
+    ctx = Platform(db=Database(url), blobs=blobs, keys=keys, data_dir=cfg.data_dir)
     ctx.jobs = make_queue(cfg, ctx)
     if cfg.scan_runner == "process":
         ctx.scan_runner = scanning.ProcessScanRunner(cfg.job_workers)

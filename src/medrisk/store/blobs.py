@@ -1,7 +1,8 @@
 """Content-addressed blob store (uploaded packages), by SHA-256.
 
-``BlobStore`` is the interface; ``FilesystemBlobStore`` is the embedded default. An
-object-storage backend implements the same four methods. Uploads are written to a
+``BlobStore`` is the interface; ``FilesystemBlobStore`` is the embedded default;
+``medrisk.store.blobs_s3.S3BlobStore`` keeps them in an S3-compatible object store
+(``MEDRISK_BLOBS=s3://bucket/prefix``, see ``open_blob_store``). Uploads are written to a
 temporary file while they stream in and the size limit is checked on every chunk,
 so an oversized upload is cut off before it fills the disk.
 """
@@ -24,6 +25,14 @@ class BlobTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"upload exceeds the limit of {limit} bytes")
         self.limit = limit
+
+
+class BlobStoreError(Exception):
+    """The blob store cannot be reached, refused a request or returned a damaged blob.
+
+    The message names the store (endpoint, bucket, blob), never a credential: it is meant for
+    operators (CLI, logs); the web API answers 503 with a generic message.
+    """
 
 
 @dataclass(frozen=True)
@@ -124,3 +133,23 @@ class FilesystemBlobStore:
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
+
+
+BLOBS_ENV = "MEDRISK_BLOBS"  # s3://bucket/prefix; unset or empty: files under <data dir>/blobs
+
+
+def open_blob_store(data_dir: Path, url: str | None = None) -> BlobStore:
+    """The blob store named by ``url`` (default ``$MEDRISK_BLOBS``): ``s3://bucket[/prefix]`` (settings
+    ``MEDRISK_S3_*``, see ``blobs_s3.S3Config``), ``file:///dir`` or a directory; unset: ``data_dir/blobs``."""
+    url = url if url is not None else os.environ.get(BLOBS_ENV, "")
+    if url.startswith("s3://"):
+        from medrisk.store.blobs_s3 import S3BlobStore, S3Config  # minio only when it is used
+
+        store = S3BlobStore(S3Config.from_env(url, data_dir))
+        store.check()  # refuse to start on an unreachable store or wrong credentials, with the reason
+        return store
+    if url.startswith("file://"):
+        return FilesystemBlobStore(Path(url[len("file://") :]))
+    if "://" in url:
+        raise ValueError(f"{BLOBS_ENV}: unsupported blob store {url.split('://')[0]}:// (s3:// or a directory)")
+    return FilesystemBlobStore(Path(url) if url else data_dir / "blobs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from medrisk import __version__
 from medrisk.platform.context import Platform
 from medrisk.platform.errors import PlatformError, RateLimited
+from medrisk.store.blobs import BlobStoreError
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """MedRisk platform API: organisations and roles, filing (备案) with SM2-signed
 authorisation codes, versions and scans, and the tamper-evident audit log.
@@ -60,6 +64,12 @@ def create_app(ctx: Platform) -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}] if exc.field else []
         return _error(exc.status, exc.code, exc.message, exc.field, detail, headers)
+
+    @app.exception_handler(BlobStoreError)
+    async def _blob_store_error(request: Request, exc: BlobStoreError) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)  # names the store, never a secret
+        message = "the package store is unavailable; try again later"
+        return _error(503, "blob_store_unavailable", message, headers={"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -28,6 +28,7 @@ from medrisk.jobs import logs, metrics, parking
 from medrisk.platform.context import Platform
 from medrisk.platform.errors import NotFound
 from medrisk.platform.roles import Perm
+from medrisk.store.blobs import BlobStoreError
 from medrisk.store.models import ParkedJob, Scan, utcnow
 from medrisk.web.common import ERRORS
 from medrisk.web.deps import Caller, Ctx, Id
@@ -117,8 +118,8 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 def readyz(ctx: Ctx) -> JSONResponse:
-    """Readiness: the database answers (send traffic). The job backend is reported, not required:
-    without broker or workers, jobs run in process (fallback) or wait in the database."""
+    """Readiness: the database (and an object blob store) answer (send traffic). The job backend is
+    reported, not required: without broker or workers, jobs run in process (fallback) or wait in the database."""
     problems: list[str] = []
     started = time.perf_counter()
     try:
@@ -126,6 +127,13 @@ def readyz(ctx: Ctx) -> JSONResponse:
             c.execute(text("SELECT 1"))
     except Exception as exc:
         problems.append(f"database unreachable: {type(exc).__name__}")
+    check_blobs = getattr(ctx.blobs, "check", None)  # an object store: reachable, credentials, bucket
+    if check_blobs is not None:
+        try:
+            check_blobs()
+        except BlobStoreError as exc:
+            log.warning("readyz: %s", exc)  # the reason names the store, never a credential
+            problems.append("blob store unavailable")
     jobs: dict[str, Any] = {"backend": type(ctx.jobs).__name__}
     if ctx.jobs is not None and hasattr(ctx.jobs, "unavailable"):
         problem = ctx.jobs.unavailable()
