@@ -81,3 +81,22 @@ def test_verify_hmac_sm3():
 def test_hmac_sm3_rejects_empty_key():
     with pytest.raises(CryptoError, match="empty"):
         hmac_sm3(b"", b"abc")
+
+
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 64, 65, 1000, 100_000])
+def test_hashlib_and_cryptography_give_the_same_digest(size, monkeypatch):
+    """sm3() takes hashlib's SM3 where OpenSSL offers it there, else cryptography's: one result."""
+    import importlib
+
+    mod = importlib.import_module("medrisk.crypto.sm3")
+    data = os.urandom(size)
+    fast = sm3(data)
+    monkeypatch.setattr(mod, "_FAST", False)
+    assert sm3(data) == fast == new_sm3_digest(data)
+    assert sm3(bytearray(data)) == fast
+
+
+def new_sm3_digest(data: bytes) -> bytes:
+    h = new_sm3()
+    h.update(data)
+    return h.finalize()
