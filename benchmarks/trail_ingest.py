@@ -12,7 +12,7 @@ the sender's batch signature, duplicate check, pseudonymisation (HMAC-SM3, SM4-G
 identities), the streaming rule checks against the stored case states, SM3 chaining, the
 inserts of events, case states, identities and violations, the platform's SM2-signed receipt,
 and the commit. The senders' side (generating flows, signing batches) runs in a child process
-(as other machines would), outside the timed section. The stream is the generator's
+(as other machines would), ahead of and outside the timed section. The stream is the generator's
 (trails/generator.py): ten-event prescription flows over several institutions, 5 % of flows with an injected violation.
 
 The floor ("peer") is the cheapest way to put the same rows into the same database: the
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 
 BATCH = 500
 INSTITUTIONS = 4
-FLOWS_PER_CHUNK = 2000  # generated at a time (20,000 events): the stream never sits in memory whole
+FLOWS_PER_CHUNK = 500  # per institution at a time (4 x 5,000 events): the stream never sits in memory whole
 
 
 # --- a throwaway PostgreSQL server (as tests/platform/fixtures.py) ---------------------------------
@@ -212,7 +212,12 @@ def senders(ctx: Any, n: int) -> list[tuple[int, Any, str]]:
 
 
 def stream(total: int, insts: int, seed: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """(institution index, batch of 500 events), round robin over the institutions, ``total`` events."""
+    """(institution index, batch of 500 events), ``total`` events.
+
+    One chunk of flows is generated per institution, then their batches are interleaved, one
+    institution after the other, as several hospitals send at the same time. (Before, an
+    institution's 40 batches came in a row: with two ingesters, one waited while the other
+    worked through them, and the benchmark measured one ingester at a time.)"""
     from medrisk.trails.generator import INJECT, Institution, generate
 
     shares = {rid: 0.05 / len(INJECT) for rid in INJECT}
@@ -221,48 +226,95 @@ def stream(total: int, insts: int, seed: int) -> Iterator[tuple[int, list[dict[s
     pending: list[list[dict[str, Any]]] = [[] for _ in range(insts)]
     sent, chunk = 0, 0
     while sent < total:
-        i = chunk % insts
-        g = generate(
-            people[i],
-            FLOWS_PER_CHUNK,
-            shares,
-            seed=seed + chunk,
-            start=start + timedelta(days=chunk // insts),
-            roster=chunk < insts,
-            first=(chunk // insts) * FLOWS_PER_CHUNK,
-        )
-        chunk += 1
-        pending[i] += g.events
-        while len(pending[i]) >= BATCH and sent < total:
-            b, pending[i] = pending[i][:BATCH], pending[i][BATCH:]
-            b = b[: total - sent]
-            sent += len(b)
-            yield i, b
+        for i in range(insts):
+            g = generate(
+                people[i],
+                FLOWS_PER_CHUNK,
+                shares,
+                seed=seed + chunk,
+                start=start + timedelta(days=chunk // insts),
+                roster=chunk < insts,
+                first=(chunk // insts) * FLOWS_PER_CHUNK,
+            )
+            chunk += 1
+            pending[i] += g.events
+        while sent < total and any(len(p) >= BATCH for p in pending):
+            for i in range(insts):
+                if len(pending[i]) >= BATCH and sent < total:
+                    b, pending[i] = pending[i][:BATCH], pending[i][BATCH:]
+                    b = b[: total - sent]
+                    sent += len(b)
+                    yield i, b
 
 
-def _sender(q: Any, keys: list[bytes], total: int, seed: int) -> None:
-    """The institutions' side, in a child process: generate, sign, hand over (blocks when 8 ahead)."""
+def _sender(
+    q: Any, keys: list[bytes], total: int, seed: int, direct: list[Any] | None = None, rate: float = 0.0
+) -> None:
+    """The institutions' side, in a child process: generate and sign every batch first (into a
+    temporary file, reported with "generated"), then hand them over (blocks when 8 ahead).
+
+    Generating ahead keeps the senders' own work out of the timed section and off the paced
+    schedule (generated on the fly, a round of flows took the child ~0.7 s during which no batch
+    left: paced batches then went out late and in bursts, an artefact of the benchmark).
+    ``direct``: one queue per ingesting process, fed straight from here (as senders on other
+    machines reach the web processes through the load balancer), not relayed by the main process.
+    ``rate``: the senders together offer that many events per second (0: as fast as taken)."""
+    import pickle
+
     from medrisk.crypto import load_private_key_pem
     from medrisk.trails import ledger
 
     signers = [load_private_key_pem(k) for k in keys]
-    for i, batch in stream(total, len(signers), seed):
-        q.put((i, batch, ledger.sign_batch(signers[i], batch)))
+    with tempfile.TemporaryFile(prefix="medrisk-bench-batches-") as fh:
+        n = 0
+        for i, batch in stream(total, len(signers), seed):
+            pickle.dump((i, batch, ledger.sign_batch(signers[i], batch)), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            n += 1
+        fh.seek(0)
+        q.put(("generated", n))
+        t0, offered = time.perf_counter(), 0
+        for _ in range(n):
+            i, batch, sig = pickle.load(fh)
+            due = time.perf_counter()
+            if rate:  # the batch is due at its scheduled time, whether or not the service is ready for it
+                due = t0 + offered / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                offered += len(batch)
+            item = (i, batch, sig, due)  # perf_counter is the system's monotonic clock: the same in every process
+            (direct[i % len(direct)] if direct else q).put(item)
+    for d in direct or []:
+        d.put(None)
     q.put(None)
 
 
-def signed_batches(who: list[tuple[int, Any, str]], total: int, seed: int) -> Iterator[tuple[int, list, str]]:
-    import multiprocessing as mp
+class SignedBatches:
+    """The senders' child process. ``start()`` returns once every batch is generated and signed;
+    iterating yields them as they are handed over (nothing, when they go to ``direct`` queues)."""
 
-    ctx = mp.get_context("fork")
-    q = ctx.Queue(maxsize=8)
-    p = ctx.Process(target=_sender, args=(q, [k.to_pem() for _, k, _ in who], total, seed), daemon=True)
-    p.start()
-    try:
-        while (item := q.get()) is not None:
-            yield item
-    finally:
-        p.join(timeout=10)
+    def __init__(
+        self, who: list[tuple[int, Any, str]], total: int, seed: int, direct: list[Any] | None = None, rate: float = 0.0
+    ) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self.q = ctx.Queue(maxsize=8)
+        keys = [k.to_pem() for _, k, _ in who]
+        self.p = ctx.Process(target=_sender, args=(self.q, keys, total, seed, direct, rate), daemon=True)
+
+    def start(self) -> int:
+        self.p.start()
+        t0 = time.perf_counter()
+        kind, n = self.q.get()
+        assert kind == "generated", kind
+        print(f"  senders: {n:,} signed batches generated in {time.perf_counter() - t0:.1f} s (not timed)", flush=True)
+        return n
+
+    def __iter__(self) -> Iterator[tuple[int, list, str, float]]:
+        try:
+            while (item := self.q.get()) is not None:
+                yield item
+        finally:
+            self.p.join(timeout=10)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -270,89 +322,172 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
+def _ingest_loop(svc: Any, who: list[tuple[int, Any, str]], inq: Any, report: Any) -> None:
+    """Take (index, batch, signature) until None; report (seconds, CPU seconds, violations, events, RSS MB)."""
+    while (item := inq.get()) is not None:
+        i, batch, sig, due = item
+        org, _key, kid = who[i]
+        try:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            r = svc.ingest_for(org, kid, sig, batch, now=datetime.now(UTC))
+            dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
+            assert r.accepted == len(batch), (r.accepted, r.duplicates, r.conflicts)
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+            report(("error", f"{type(exc).__name__}: {exc}"))
+            return
+        # sender's view: from the batch being due (sent) to its receipt, waiting for an ingester included
+        report((dt, cpu, r.violations, len(batch), rss_mb(), t0 + dt - due))
+
+
+def _warm(svc: Any) -> None:
+    """What a web process does once, before its first request is timed: unwrap the data key
+    (PBKDF2-SM3 of the keystore password) and open a database connection."""
+    from sqlalchemy import text
+
+    assert svc.pseudonym_key
+    with svc.ctx.db.session() as db:
+        db.execute(text("SELECT 1"))
+
+
+def _ingest_process(ctx: Any, who: list[tuple[int, Any, str]], inq: Any, outq: Any) -> None:
+    """One web process of the service (docs/deployment.md: web x N): its own database connections."""
+    from medrisk.trails.service import service_for
+
+    ctx.db.engine.dispose(close=False)  # the parent's pooled connections are not this process's to use
+    svc = service_for(ctx)
+    _warm(svc)
+    outq.put("ready")
+    _ingest_loop(svc, who, inq, outq.put)
+    outq.put(None)
+
+
 def run_medrisk(
-    ctx: Any, total: int, sample: int, seed: int, pg: PgServer | None, ingesters: int = 1
+    ctx: Any,
+    total: int,
+    sample: int,
+    seed: int,
+    pg: PgServer | None,
+    ingesters: int = 1,
+    processes: bool = False,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
-    """Ingest the stream with ``ingesters`` threads, as the web service's thread pool handles
-    concurrent requests: each thread takes the batches of its own institutions (one institution's
-    batches stay in order, as its single sender sends them); different institutions' batches
-    overlap, so one thread's CPU work runs while another waits for the database."""
+    """Ingest the stream with ``ingesters`` threads of one process (the web service's thread pool
+    handling concurrent requests) or, with ``processes``, ``ingesters`` processes (several web
+    processes behind the load balancer). Each ingester takes the batches of its own institutions
+    (one institution's batches stay in order, as its single sender sends them); different
+    institutions' batches overlap, so one ingester's CPU work runs while another waits for the
+    database. Correctness does not depend on that split: a batch holds its institution's chain-head
+    row lock (trails/service.py)."""
+    import multiprocessing as mp
     import queue
     import threading
 
     from medrisk.trails.service import service_for
 
     svc = service_for(ctx)
+    _warm(svc)
     who = senders(ctx, INSTITUTIONS)
     lat: list[float] = []
+    e2e_lat: list[float] = []
     samples: list[dict[str, Any]] = []
-    state = {"done": 0, "violations": 0, "busy": 0.0, "cpu": 0.0, "window_n": 0, "window_t0": 0.0}
+    state = {"done": 0, "violations": 0, "busy": 0.0, "cpu": 0.0, "window_n": 0, "window_t0": 0.0, "rss": 0.0}
     lock = threading.Lock()
-    errors: list[BaseException] = []
+    errors: list[str] = []
+    wall0 = cpu0 = pg_cpu0 = 0.0
+
+    def record(res: tuple) -> None:
+        if res[0] == "error":
+            errors.append(res[1])
+            return
+        dt, cpu, violations, n, rss, e2e = res
+        with lock:
+            lat.append(dt)
+            e2e_lat.append(e2e)
+            state["busy"] += dt
+            state["cpu"] += cpu
+            state["violations"] += violations
+            state["rss"] = max(state["rss"], rss) if processes else rss_mb()
+            before = state["done"]
+            state["done"] += n
+            state["window_n"] += n
+            done = state["done"]
+            if done // sample != before // sample or done == total:
+                now = time.perf_counter()
+                n_batches = max(1, state["window_n"] // BATCH)
+                s = {
+                    "events": done,
+                    "rate": round(state["window_n"] / (now - state["window_t0"])),
+                    "p99_ms": round(pct(lat[-n_batches:], 0.99) * 1000, 1),
+                    "rss_mb": round(state["rss"], 1),
+                }
+                if processes:
+                    state["rss"] = 0.0  # the largest ingesting process over the next window
+                if pg is not None:
+                    s["pg_rss_mb"] = round(pg.backend_rss_mb(), 1)
+                samples.append(s)
+                print(
+                    f"  {done:>9,} events  {s['rate']:>6,}/s  p99 {s['p99_ms']:>6} ms  RSS {s['rss_mb']:>6} MB"
+                    + (f"  (PostgreSQL {s['pg_rss_mb']} MB)" if pg else ""),
+                    flush=True,
+                )
+                state["window_n"], state["window_t0"] = 0, now
+
+    if processes:
+        mpc = mp.get_context("fork")
+        outq = mpc.Queue()
+        queues: list[Any] = [mpc.Queue(maxsize=4) for _ in range(ingesters)]
+        procs = [mpc.Process(target=_ingest_process, args=(ctx, who, q, outq), daemon=True) for q in queues]
+        for p in procs:
+            p.start()
+
+        for _ in procs:  # the senders start when every web process is up
+            assert outq.get(timeout=120) == "ready"
+
+        def collect() -> None:
+            ended = 0
+            while ended < ingesters:
+                res = outq.get()
+                if res is None:
+                    ended += 1
+                else:
+                    record(res)
+
+        workers = [threading.Thread(target=collect, daemon=True)]
+    else:
+        queues = [queue.Queue(maxsize=4) for _ in range(ingesters)]
+        workers = [threading.Thread(target=_ingest_loop, args=(svc, who, q, record), daemon=True) for q in queues]
+    for t in workers:
+        t.start()
+    batches = SignedBatches(who, total, seed, direct=queues if processes else None, rate=rate)
+    batches.start()  # generated and signed ahead; the clock starts now
     wall0 = time.perf_counter()
     state["window_t0"] = wall0
     cpu0 = time.process_time()
     pg_cpu0 = pg.cpu_seconds() if pg else 0.0
-
-    def ingest(q: queue.Queue) -> None:
-        while (item := q.get()) is not None:
-            i, batch, sig = item
-            org, _key, kid = who[i]
-            try:
-                t0, c0 = time.perf_counter(), time.thread_time()
-                r = svc.ingest_for(org, kid, sig, batch, now=datetime.now(UTC))
-                dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
-                assert r.accepted == len(batch), (r.accepted, r.duplicates, r.conflicts)
-            except BaseException as exc:  # report in the main thread
-                errors.append(exc)
-                return
-            with lock:
-                lat.append(dt)
-                state["busy"] += dt
-                state["cpu"] += cpu
-                state["violations"] += r.violations
-                before = state["done"]
-                state["done"] += len(batch)
-                state["window_n"] += len(batch)
-                done = state["done"]
-                if done // sample != before // sample or done == total:
-                    now = time.perf_counter()
-                    n_batches = max(1, state["window_n"] // BATCH)
-                    s = {
-                        "events": done,
-                        "rate": round(state["window_n"] / (now - state["window_t0"])),
-                        "p99_ms": round(pct(lat[-n_batches:], 0.99) * 1000, 1),
-                        "rss_mb": round(rss_mb(), 1),
-                    }
-                    if pg is not None:
-                        s["pg_rss_mb"] = round(pg.backend_rss_mb(), 1)
-                    samples.append(s)
-                    print(
-                        f"  {done:>9,} events  {s['rate']:>6,}/s  p99 {s['p99_ms']:>6} ms  RSS {s['rss_mb']:>6} MB"
-                        + (f"  (PostgreSQL {s['pg_rss_mb']} MB)" if pg else ""),
-                        flush=True,
-                    )
-                    state["window_n"], state["window_t0"] = 0, now
-
-    queues: list[queue.Queue] = [queue.Queue(maxsize=4) for _ in range(ingesters)]
-    threads = [threading.Thread(target=ingest, args=(q,), daemon=True) for q in queues]
-    for t in threads:
-        t.start()
-    for i, batch, sig in signed_batches(who, total, seed):  # the senders run in a child process
-        if errors:
-            break
-        queues[i % ingesters].put((i, batch, sig))
-    for q in queues:
-        q.put(None)
-    for t in threads:
+    if processes:  # the senders' process feeds the ingesting processes itself
+        for _ in batches:
+            pass
+    else:
+        for item in batches:  # the senders run in a child process
+            if errors:
+                break
+            queues[item[0] % ingesters].put(item)
+        for q in queues:
+            q.put(None)
+    for t in workers:
         t.join()
+    if processes:
+        for p in procs:
+            p.join(timeout=30)
     if errors:
-        raise errors[0]
+        raise RuntimeError(errors[0])
     wall = time.perf_counter() - wall0
     done = state["done"]
     return {
         "events": done,
         "ingesters": ingesters,
+        "ingest_mode": "processes" if processes else "threads",
+        "offered": rate or None,
         "batches": len(lat),
         "violations": state["violations"],
         # one thread: events over the time spent inside ingest_for; several: over the wall clock
@@ -361,6 +496,8 @@ def run_medrisk(
         "p50_ms": round(pct(lat, 0.5) * 1000, 1),
         "p99_ms": round(pct(lat, 0.99) * 1000, 1),
         "max_ms": round(max(lat) * 1000, 1),
+        "e2e_p50_ms": round(pct(e2e_lat, 0.5) * 1000, 1),
+        "e2e_p99_ms": round(pct(e2e_lat, 0.99) * 1000, 1),
         "cpu_share": round((time.process_time() - cpu0) / wall, 2),
         # CPU per 1,000 events: the service's own (inside ingest_for) and the database server's
         "cpu_ms_per_1000": round(state["cpu"] / done * 1e6),
@@ -482,7 +619,7 @@ def backend_run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         load_start = os.getloadavg()[0]
         try:
             print(f"{backend}: {args.events:,} events in batches of {BATCH}, {INSTITUTIONS} institutions", flush=True)
-            res = run_medrisk(ctx, args.events, args.sample, args.seed, pg, args.ingesters)
+            res = run_medrisk(ctx, args.events, args.sample, args.seed, pg, args.ingesters, args.processes, args.rate)
             res["load_start"], res["load_end"] = load_start, os.getloadavg()[0]
         finally:
             ctx.close()
@@ -521,10 +658,12 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     head = f"{'measure':<44}" + "".join(f"{b:>26}" for b in results)
     print(head)
     rows = [
-        ("ingesting threads", lambda r: f"{r['ingesters']}"),
-        ("MedRisk events/s (1 thread: in ingest_for)", lambda r: f"{r['rate']:,}" if r["ingesters"] == 1 else "-"),
+        ("ingesters", lambda r: f"{r['ingesters']} {r['ingest_mode']}"),
+        ("offered events/s (senders)", lambda r: f"{r['offered']:,.0f}" if r["offered"] else "as fast as taken"),
+        ("MedRisk events/s (1 ingester: in ingest_for)", lambda r: f"{r['rate']:,}" if r["ingesters"] == 1 else "-"),
         ("MedRisk events/s (wall clock)", lambda r: f"{r['rate_wall']:,}"),
         ("MedRisk p50 / p99 / max per 500-batch, ms", lambda r: f"{r['p50_ms']} / {r['p99_ms']} / {r['max_ms']}"),
+        ("  p50 / p99 from due to receipt (queue incl.)", lambda r: f"{r['e2e_p50_ms']} / {r['e2e_p99_ms']}"),
         (
             "CPU ms per 1,000 events: service / server",
             lambda r: (
@@ -550,10 +689,13 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         print(f"{name:<44}" + "".join(f"{f(r):>26}" for r in results.values()))
     pg = results.get("postgresql")
     if pg:
-        ok_rate, ok_p99 = pg["rate"] >= 5000, pg["p99_ms"] <= 200
+        # paced senders: the p99 a sender sees (waiting for an ingester included), the stricter figure
+        p99 = pg["e2e_p99_ms"] if pg["offered"] else pg["p99_ms"]
+        ok_rate, ok_p99 = pg["rate"] >= 5000, p99 <= 200
         print(
             f"targets (PostgreSQL): >= 5,000 events/s {'met' if ok_rate else 'NOT met'} ({pg['rate']:,}); "
-            f"p99 <= 200 ms {'met' if ok_p99 else 'NOT met'} ({pg['p99_ms']} ms)"
+            f"p99 <= 200 ms {'met' if ok_p99 else 'NOT met'} ({p99} ms"
+            + (", due to receipt)" if pg["offered"] else ", in ingest_for)")
         )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS of a backend's process (service, floor included): {peak:.0f} MB")
@@ -568,6 +710,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--ingesters", type=int, default=2, help="threads ingesting different institutions' batches (default 2)"
+    )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="events per second the senders offer together (default 0: as fast as the service takes them)",
+    )
+    ap.add_argument(
+        "--processes",
+        action="store_true",
+        help="the ingesters are processes (web processes behind a load balancer), not threads of one",
     )
     ap.add_argument("--pg-fast", action="store_true", help="PostgreSQL with fsync/synchronous_commit off")
     ap.add_argument("--json", help="also write the results here")
