@@ -14,14 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medrisk.analysis.container import (
-    Container,
-    container_facts,
-    dex_load_order,
-    is_bundle,
-    open_container,
-    split_config_name,
-)
+from medrisk.analysis.container import Container, open_container
+from medrisk.analysis.container_facts import container_facts, dex_load_order, is_bundle, split_config_name
 from medrisk.analysis.errors import AnalysisError, LimitExceeded
 from medrisk.analysis.limits import Limits
 from tests.conftest import CORPUS, corpus_apks

@@ -15,7 +15,8 @@ from typing import Any
 from medrisk.analysis import skeleton
 from medrisk.analysis.arsc import ResourceTable
 from medrisk.analysis.code import code_facts
-from medrisk.analysis.container import container_facts, open_container
+from medrisk.analysis.container import open_container
+from medrisk.analysis.container_facts import container_facts
 from medrisk.analysis.errors import AnalysisError, LimitExceeded
 from medrisk.analysis.libraries import is_library
 from medrisk.analysis.limits import DEFAULT_LIMITS, Limits
