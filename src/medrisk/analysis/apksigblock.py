@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 
 from medrisk.analysis.certs import _CertCollector, _short
 from medrisk.analysis.sigparse import _Malformed, _Reader
+from medrisk.analysis.x509der import public_key_from_spki, same_public_key
 
 APK_SIG_BLOCK_MAGIC = b"APK Sig Block 42"
 V2_BLOCK_ID = 0x7109871A
@@ -239,20 +240,12 @@ def _parse_signer(
         cert = certs.add(cert_ders[0], scheme, where)
 
     try:
-        public_key = serialization.load_der_public_key(public_key_der)
-    except Exception as exc:  # third-party parser
+        public_key = public_key_from_spki(public_key_der)
+    except Exception as exc:  # malformed or unsupported key: named, never raised
         errors.append(f"{where}: public key cannot be parsed: {_short(exc)}")
         return attrs
-    if cert is not None:
-        try:
-            cert_key = cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            ours = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        except Exception:  # third-party lazy parsing
-            cert_key = ours = b""
-        if cert_key and cert_key != ours:
-            errors.append(f"{where}: public key does not match the first certificate")
+    if cert is not None and not same_public_key(cert.spki, public_key_der):
+        errors.append(f"{where}: public key does not match the first certificate")
 
     checked = False
     for algo, sig in signatures:

@@ -6,19 +6,12 @@ algorithms, fingerprints, and the weaknesses they imply (see ``signing.py`` for 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import re
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-
-from medrisk.analysis.sigparse import _children, _der, _Malformed, _oid
+from medrisk.analysis.sigparse import _Malformed
+from medrisk.analysis.x509der import Certificate, parse_certificate
 
 SCHEME_ORDER = ("v1", "v2", "v3", "v31", "v4")
 
@@ -46,16 +39,6 @@ _SIGNATURE_OID_NAMES = {
     "1.3.101.112": "ED25519",
     "1.3.101.113": "ED448",
 }
-_KEY_OID_NAMES = {
-    "1.2.840.113549.1.1.1": "RSA",
-    "1.2.840.113549.1.1.10": "RSA",
-    "1.2.840.10040.4.1": "DSA",
-    "1.2.840.10045.2.1": "EC",
-    "1.3.101.112": "Ed25519",
-    "1.3.101.113": "Ed448",
-}
-# RFC 4514 only names CN, L, ST, O, OU, C, STREET, DC and UID; keytool/apksigner spellings for the rest
-_NAME_OVERRIDES = {x509.NameOID.EMAIL_ADDRESS: "EMAILADDRESS", x509.NameOID.SERIAL_NUMBER: "SERIALNUMBER"}
 
 
 @dataclass
@@ -101,12 +84,11 @@ class _CertCollector:
         self.by_sha256: dict[str, CertificateFacts] = {}
         self.weak: set[str] = set()
 
-    def add(self, der: bytes, scheme: str, where: str) -> x509.Certificate | None:
+    def add(self, der: bytes, scheme: str, where: str) -> Certificate | None:
         try:
-            with _quiet():
-                cert = x509.load_der_x509_certificate(der)
-                facts = _certificate_facts(cert, der)
-        except Exception as exc:  # cryptography parses fields lazily and may raise anything (even KeyError)
+            cert = parse_certificate(der)
+            facts = _certificate_facts(cert)
+        except (_Malformed, ValueError, IndexError) as exc:
             self.errors.append(f"{where}: certificate cannot be parsed: {_short(exc)}")
             return None
         existing = self.by_sha256.get(facts.sha256)
@@ -120,85 +102,24 @@ class _CertCollector:
         return cert
 
 
-def _certificate_facts(cert: x509.Certificate, der: bytes) -> CertificateFacts:
-    subject = _name(cert.subject)
-    issuer = _name(cert.issuer)
-    key_algorithm, key_size = _key_info(cert, der)
-    sig_oid = cert.signature_algorithm_oid.dotted_string
-    serial = cert.serial_number
-    try:
-        is_debug = any(
-            a.value == "Android Debug" for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        )
-    except ValueError:  # pragma: no cover - malformed attribute
-        is_debug = re.search(r"(^|,)CN=Android Debug(,|$)", subject) is not None
+def _certificate_facts(cert: Certificate) -> CertificateFacts:
+    key_algorithm, key_size = cert.key_info()
+    serial = cert.serial
     return CertificateFacts(
         schemes=[],
-        subject=subject,
-        issuer=issuer,
+        subject=cert.subject,
+        issuer=cert.issuer,
         serial=("-" if serial < 0 else "") + format(abs(serial), "x"),
-        not_before=_iso(cert, "not_valid_before_utc"),
-        not_after=_iso(cert, "not_valid_after_utc"),
+        not_before=cert.not_before,
+        not_after=cert.not_after,
         key_algorithm=key_algorithm,
         key_size=key_size,
-        signature_algorithm=_SIGNATURE_OID_NAMES.get(sig_oid, sig_oid),
-        sha256=hashlib.sha256(der).hexdigest(),
-        sha1=hashlib.sha1(der).hexdigest(),
-        is_debug=is_debug,
-        self_signed=_raw_name(cert, "subject") == _raw_name(cert, "issuer"),
+        signature_algorithm=_SIGNATURE_OID_NAMES.get(cert.signature_oid, cert.signature_oid),
+        sha256=hashlib.sha256(cert.der).hexdigest(),
+        sha1=hashlib.sha1(cert.der).hexdigest(),
+        is_debug="Android Debug" in cert.subject_cns,
+        self_signed=cert.subject_der == cert.issuer_der,
     )
-
-
-def _name(name: x509.Name) -> str:
-    try:
-        return name.rfc4514_string(_NAME_OVERRIDES)
-    except ValueError:  # pragma: no cover - attribute values cryptography rejects
-        return ",".join(f"{a.oid.dotted_string}={a.value!r}" for a in name)
-
-
-def _raw_name(cert: x509.Certificate, which: str) -> bytes:
-    try:
-        return getattr(cert, which).public_bytes()
-    except ValueError:  # pragma: no cover
-        return _name(getattr(cert, which)).encode()
-
-
-def _iso(cert: x509.Certificate, attr: str) -> str:
-    try:
-        value: datetime = getattr(cert, attr)
-    except ValueError:  # pragma: no cover
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _key_info(cert: x509.Certificate, der: bytes) -> tuple[str, int | None]:
-    try:
-        key = cert.public_key()
-    except Exception:  # third-party lazy parsing: any error means "unknown key"
-        key = None
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "EC", key.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456
-    oid = _spki_algorithm_oid(der)
-    return _KEY_OID_NAMES.get(oid, oid or "unknown"), None
-
-
-def _spki_algorithm_oid(der: bytes) -> str:
-    try:
-        cert = _children(der, _der(der, 0, len(der)))
-        tbs = _children(der, cert[0])
-        i = 1 if tbs[0].tag == 0xA0 else 0
-        spki = _children(der, tbs[i + 5])
-        return _oid(der, _children(der, spki[0])[0])
-    except (_Malformed, IndexError):
-        return ""
 
 
 def _cert_weaknesses(facts: CertificateFacts) -> set[str]:
@@ -216,15 +137,6 @@ def _cert_weaknesses(facts: CertificateFacts) -> set[str]:
     if facts.key_algorithm == "EC" and facts.key_size is not None and facts.key_size < 224:
         weak.add(f"EC-{facts.key_size}")
     return weak
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence cryptography's UserWarnings about sloppy encodings (country names longer than
-    two letters, unsorted SET OF in PKCS#7): such packages install fine on Android."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        yield
 
 
 def _short(exc: BaseException) -> str:

@@ -14,15 +14,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7
 
-from medrisk.analysis.certs import _SIGNATURE_OID_NAMES, _CertCollector, _quiet, _short
+from medrisk.analysis.certs import _SIGNATURE_OID_NAMES, _CertCollector, _short
 from medrisk.analysis.errors import LimitExceeded
 from medrisk.analysis.sigparse import _children, _der, _expect, _Malformed, _oid, _Tlv
+from medrisk.analysis.x509der import Certificate
 
 EntryReader = Callable[[str], bytes | None]
 
@@ -358,20 +357,13 @@ class _V1:
                     )
                     break
 
-    def _pkcs7(self, label: str, block: bytes, sf: bytes) -> x509.Certificate | None:
+    def _pkcs7(self, label: str, block: bytes, sf: bytes) -> Certificate | None:
         try:
             parsed = _parse_pkcs7(block)
         except (_Malformed, IndexError) as exc:
             parsed = None
             self.errors.append(f"{label}: PKCS#7 signature block is malformed: {_short(exc)}")
-        cert_ders: list[bytes] = []
-        try:
-            with _quiet():
-                loaded = pkcs7.load_der_pkcs7_certificates(block)
-            cert_ders = [c.public_bytes(serialization.Encoding.DER) for c in loaded]
-        except Exception:  # cryptography raises e.g. InvalidVersion; use our own parse
-            if parsed is not None:
-                cert_ders = parsed.certificates
+        cert_ders: list[bytes] = parsed.certificates if parsed is not None else []
         if parsed is None:
             if cert_ders:
                 self.certs.add(cert_ders[0], "v1", label)
